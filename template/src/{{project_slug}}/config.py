@@ -1,0 +1,125 @@
+"""The single validated configuration object that every stage receives.
+
+Loaded once from ``configs/config.yaml``; unknown keys are errors so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_CONFIG = Path("configs/config.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectConfig(_Section):
+    name: str
+    description: str = ""
+    author: str = ""
+
+
+class DataConfig(_Section):
+    source: str
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    target: str
+    drop_columns: list[str] = []
+    test_size: float = Field(default=0.2, gt=0, lt=0.5)
+    validation_size: float = Field(default=0.2, gt=0, lt=0.5)
+    min_rows: int = Field(default=50, ge=10)
+
+
+class ModelConfig(_Section):
+    params: dict[str, Any] = {}
+
+
+class EvaluationConfig(_Section):
+    metric: Literal["f1", "accuracy", "roc_auc", "precision", "recall", "rmse", "mae", "r2"]
+    threshold: float
+    slice_column: str | None = None
+    slice_bins: int = Field(default=4, ge=2, le=20)
+    slice_tolerance: float = Field(default=0.1, ge=0)
+    positive_class: str | int | None = None
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in {"rmse", "mae"}
+
+
+class ServingConfig(_Section):
+    max_batch: int = Field(default=1000, ge=1, le=100_000)
+
+
+class MonitorConfig(_Section):
+    current: str = "data/processed/test.parquet"
+    psi_threshold: float = Field(default=0.2, gt=0)
+    drift_share: float = Field(default=0.3, gt=0, le=1)
+
+
+class Config(_Section):
+    project: ProjectConfig
+    problem_statement: str
+    task: Literal["classification", "regression"]
+    seed: int = 42
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig
+    serving: ServingConfig = ServingConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    root: Path = Path()
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Config:
+        regression_metrics = {"rmse", "mae", "r2"}
+        if (self.task == "regression") != (self.evaluation.metric in regression_metrics):
+            raise ValueError(f"evaluation.metric {self.evaluation.metric!r} does not fit task {self.task!r}")
+        return self
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == "classification"
+
+    # Locations, all derived from the root so tests can point a whole run at a temporary folder.
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "data" / "processed"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "models" / "model"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.reports_dir / "figures"
+
+    @property
+    def model_card_path(self) -> Path:
+        return self.root / "MODEL_CARD.md"
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, relative to the project root unless absolute."""
+        path = Path(path)
+        return path if path.is_absolute() else self.root / path
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
+    """Read and validate the YAML config; the project root is the folder above ``configs/``."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    root = path.parent.parent if path.parent.name == "configs" else path.parent
+    return Config.model_validate({**raw, "root": root})

@@ -1,0 +1,238 @@
+"""Stage 4 — judge the trained model on data it has never seen.
+
+Test-set metrics beside a dummy baseline, the same metrics per slice of a chosen column (a bias
+check), figures, ``reports/metrics.json`` and ``MODEL_CARD.md``. The gate fails when the target
+metric misses its threshold, so a weak model cannot slip through ``make all`` or CI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.metrics import ConfusionMatrixDisplay, PredictionErrorDisplay, RocCurveDisplay
+
+from . import artifacts, data
+from .config import Config
+from .features import split_xy
+from .metrics import classification_metrics, passes, regression_metrics
+from .train import TrainedModel, load_trained
+
+MIN_SLICE_ROWS = 5
+# Metrics about the positive class mean nothing on a slice without positive cases.
+POSITIVE_CLASS_METRICS = {"f1", "precision", "recall", "roc_auc"}
+
+
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["gate"]["passed"])
+
+    @property
+    def summary(self) -> str:
+        gate = self.report["gate"]
+        verdict = "PASSED" if gate["passed"] else "FAILED"
+        relation = ">=" if gate["higher_is_better"] else "<="
+        return (
+            f"gate {verdict}: test {gate['metric']} = {gate['value']:.4f} "
+            f"(target {relation} {gate['threshold']}, baseline {gate['baseline']:.4f})"
+        )
+
+
+def _metrics(
+    trained: TrainedModel, config: Config, y_true: pd.Series, y_pred: np.ndarray, proba: np.ndarray | None
+) -> dict[str, float]:
+    if config.is_classification:
+        positive = trained.metadata["positive_class"]
+        return classification_metrics(
+            y_true.tolist(), y_pred.tolist(), proba, trained.model.classes, positive
+        )
+    return regression_metrics(y_true.tolist(), y_pred.tolist())
+
+
+def baseline_metrics(
+    trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.DataFrame
+) -> dict[str, float]:
+    """What a model that ignores the features scores: the bar any real model must clear."""
+    schema = trained.schema
+    x_train, y_train = split_xy(train, schema)
+    x_test, y_test = split_xy(test, schema)
+    if config.is_classification:
+        dummy = DummyClassifier(strategy="prior").fit(x_train, y_train)
+        proba = dummy.predict_proba(x_test)
+        order = [list(dummy.classes_).index(c) for c in trained.model.classes]
+        return _metrics(trained, config, y_test, dummy.predict(x_test), proba[:, order])
+    regressor = DummyRegressor(strategy="mean").fit(x_train, y_train)
+    return _metrics(trained, config, y_test, regressor.predict(x_test), None)
+
+
+def slice_groups(column: pd.Series, bins: int) -> pd.Series:
+    """Group labels: categories as they are, numeric columns cut into quantile bins."""
+    if pd.api.types.is_numeric_dtype(column) and column.nunique() > bins:
+        intervals = pd.qcut(column, q=bins, duplicates="drop")
+        return intervals.map(lambda bin_: f"{bin_.left:.4g} to {bin_.right:.4g}").astype(str)
+    return column.astype(object).where(column.notna(), "<missing>").astype(str)
+
+
+def slice_metrics(
+    trained: TrainedModel,
+    config: Config,
+    test: pd.DataFrame,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    overall: float,
+) -> list[dict[str, Any]]:
+    """The target metric per slice, flagging slices that do markedly worse than overall."""
+    column_name = config.evaluation.slice_column
+    if not column_name:
+        return []
+    column = data.normalise_name(column_name)
+    if column not in test.columns:
+        raise ValueError(f"evaluation.slice_column {column_name!r} is not a column of the data")
+    metric, tolerance = config.evaluation.metric, config.evaluation.slice_tolerance
+    groups = slice_groups(test[column], config.evaluation.slice_bins)
+    y_true = test[trained.schema.target]
+    rows = []
+    for group in sorted(groups.unique()):
+        mask = (groups == group).to_numpy()
+        values = _metrics(trained, config, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
+        value = values.get(metric)
+        if metric in POSITIVE_CLASS_METRICS and trained.metadata["positive_class"] not in set(y_true[mask]):
+            value = None
+        if value is None or not np.isfinite(value):
+            gap = None
+        elif config.evaluation.higher_is_better:
+            gap = overall - value  # absolute drop of a 0..1 score
+        else:
+            gap = (value - overall) / overall if overall else 0.0  # relative rise of an error
+        rows.append(
+            {
+                "slice": f"{column} = {group}",
+                "rows": int(mask.sum()),
+                metric: value,
+                "gap": None if gap is None else round(gap, 6),
+                "flagged": bool(gap is not None and gap > tolerance and mask.sum() >= MIN_SLICE_ROWS),
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- figures
+def _save(figure: Any, config: Config, name: str) -> str:
+    path = config.figures_dir / name
+    with artifacts.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return str(path.relative_to(config.root))
+
+
+def plot_figures(
+    trained: TrainedModel,
+    config: Config,
+    y_true: pd.Series,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    slices: list[dict[str, Any]],
+) -> list[str]:
+    figures = []
+    if config.is_classification:
+        figure, axis = plt.subplots(figsize=(5, 4))
+        ConfusionMatrixDisplay.from_predictions(
+            y_true, y_pred, labels=trained.model.classes, ax=axis, colorbar=False
+        )
+        axis.set_title("Confusion matrix (test)")
+        figures.append(_save(figure, config, "confusion_matrix.png"))
+        if proba is not None:
+            figure, axis = plt.subplots(figsize=(5, 4))
+            classes = trained.model.classes
+            shown = [trained.metadata["positive_class"]] if len(classes) == 2 else classes
+            for label in shown:
+                RocCurveDisplay.from_predictions(
+                    (y_true == label).to_numpy(), proba[:, classes.index(label)], name=str(label), ax=axis
+                )
+            axis.set_title("ROC curve (test)")
+            figures.append(_save(figure, config, "roc_curve.png"))
+    else:
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+        PredictionErrorDisplay.from_predictions(y_true, y_pred, kind="actual_vs_predicted", ax=axes[0])
+        PredictionErrorDisplay.from_predictions(y_true, y_pred, kind="residual_vs_predicted", ax=axes[1])
+        axes[0].set_title("Actual vs predicted (test)")
+        axes[1].set_title("Residuals (test)")
+        figures.append(_save(figure, config, "residuals.png"))
+    if slices:
+        metric = config.evaluation.metric
+        figure, axis = plt.subplots(figsize=(6, 0.5 + 0.4 * len(slices)))
+        labels = [row["slice"] for row in slices]
+        values = [row[metric] if row[metric] is not None else 0.0 for row in slices]
+        colours = ["tab:red" if row["flagged"] else "tab:blue" for row in slices]
+        axis.barh(labels, values, color=colours)
+        axis.set_xlabel(f"{metric} (test)")
+        axis.set_title("Bias check: metric per slice")
+        figures.append(_save(figure, config, "slices.png"))
+    return figures
+
+
+# ---------------------------------------------------------------- report and card
+def write_model_card(report: dict[str, Any], trained: TrainedModel, config: Config) -> None:
+    template_text = resources.files(__package__).joinpath("model_card.md.j2").read_text(encoding="utf-8")
+    environment = jinja2.Environment(
+        # Markdown, not HTML: nothing to escape. Only an .html template would be.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    text = environment.from_string(template_text).render(report=report, meta=trained.metadata, config=config)
+    artifacts.write_text(config.model_card_path, text)
+
+
+def evaluate(config: Config) -> Evaluation:
+    trained = load_trained(config)
+    schema = trained.schema
+    train, test = data.load_split(config, "train"), data.load_split(config, "test")
+    x_test, y_test = split_xy(test, schema)
+    y_pred = trained.model.predict(x_test)
+    proba = trained.model.predict_proba(x_test) if config.is_classification else None
+
+    test_metrics = _metrics(trained, config, y_test, y_pred, proba)
+    baseline = baseline_metrics(trained, config, train, test)
+    metric = config.evaluation.metric
+    if metric not in test_metrics:
+        raise ValueError(f"metric {metric!r} cannot be computed on this test set")
+    slices = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
+    report: dict[str, Any] = {
+        "model_version": trained.version,
+        "framework": trained.metadata["framework"],
+        "task": config.task,
+        "test_rows": len(test),
+        "test": test_metrics,
+        "baseline": baseline,
+        "validation": trained.metadata["validation_metrics"],
+        "gate": {
+            "metric": metric,
+            "value": test_metrics[metric],
+            "baseline": baseline[metric],
+            "threshold": config.evaluation.threshold,
+            "higher_is_better": config.evaluation.higher_is_better,
+            "passed": passes(
+                test_metrics[metric], config.evaluation.threshold, config.evaluation.higher_is_better
+            ),
+        },
+        "slices": slices,
+        "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
+    }
+    report["figures"] = plot_figures(trained, config, y_test, y_pred, proba, slices)
+    artifacts.write_json(config.reports_dir / "metrics.json", report)
+    write_model_card(report, trained, config)
+    return Evaluation(report)

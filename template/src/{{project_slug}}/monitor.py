@@ -1,0 +1,163 @@
+"""Stage 6 — watch for drift between the training data and what the model sees now.
+
+Each feature gets a Population Stability Index (PSI) against the training reference, plus a
+Kolmogorov-Smirnov test for numeric features. When the share of drifted features crosses the
+configured level the stage says so with exit code 3: time to retrain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import artifacts, data
+from .config import Config
+from .data import Feature
+
+EXIT_DRIFT = 3
+SMOOTHING = 0.5  # pseudo-count per bin, so an empty bin does not dominate the index
+ROWS_PER_BIN = 20  # fewer rows per bin and PSI measures sampling noise, not drift
+MAX_BINS = 10
+
+
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """Population Stability Index of two histograms over the same bins."""
+    expected = (reference_counts + SMOOTHING) / (reference_counts.sum() + SMOOTHING * len(reference_counts))
+    actual = (current_counts + SMOOTHING) / (current_counts.sum() + SMOOTHING * len(current_counts))
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def numeric_psi(reference: pd.Series, current: pd.Series) -> float:
+    """PSI over quantile bins of the reference; missing values form a bin of their own.
+
+    The number of bins follows the size of the current sample: PSI's expected value under no drift
+    grows with bins/rows, so a fixed 10 bins would flag small samples that have not drifted.
+    """
+    bins = int(np.clip(len(current) // ROWS_PER_BIN, 2, MAX_BINS))
+    edges = np.unique(np.quantile(reference.dropna(), np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+
+    def counts(values: pd.Series) -> np.ndarray:
+        return np.append(np.histogram(values.dropna(), bins=edges)[0], values.isna().sum()).astype(float)
+
+    return psi(counts(reference), counts(current))
+
+
+def categorical_psi(reference: pd.Series, current: pd.Series) -> float:
+    labels = [*sorted(set(reference.dropna().astype(str)) | set(current.dropna().astype(str))), "<missing>"]
+
+    def counts(values: pd.Series) -> np.ndarray:
+        named = values.astype(object).where(values.notna(), "<missing>").astype(str)
+        return named.value_counts().reindex(labels, fill_value=0).to_numpy(dtype=float)
+
+    return psi(counts(reference), counts(current))
+
+
+def feature_drift(
+    feature: Feature, reference: pd.Series, current: pd.Series, threshold: float
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"feature": feature.name, "kind": feature.kind}
+    if feature.kind == "numeric":
+        row["psi"] = round(numeric_psi(reference.astype(float), current.astype(float)), 6)
+        ks = stats.ks_2samp(reference.dropna(), current.dropna()) if current.notna().any() else None
+        row["ks_pvalue"] = None if ks is None else round(float(ks.pvalue), 6)
+    else:
+        row["psi"] = round(categorical_psi(reference, current), 6)
+    row["drifted"] = row["psi"] > threshold
+    return row
+
+
+def detect_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, schema: data.Schema, config: Config
+) -> dict[str, Any]:
+    missing = [name for name in schema.names if name not in current.columns]
+    if missing:
+        raise ValueError(f"current data lacks feature columns: {missing}")
+    if current.empty:
+        raise ValueError("current data has no rows")
+    threshold = config.monitor.psi_threshold
+    rows = [feature_drift(f, reference[f.name], current[f.name], threshold) for f in schema.features]
+    share = sum(row["drifted"] for row in rows) / len(rows)
+    return {
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "psi_threshold": threshold,
+        "drift_share": round(share, 4),
+        "drift_share_threshold": config.monitor.drift_share,
+        "retrain": share >= config.monitor.drift_share,
+        "features": sorted(rows, key=lambda row: -row["psi"]),
+    }
+
+
+def _markdown(report: dict[str, Any], source: str) -> str:
+    verdict = "**Drift detected — retrain recommended.**" if report["retrain"] else "No significant drift."
+    lines = [
+        "# Drift report",
+        "",
+        f"Current data: `{source}` ({report['current_rows']} rows) against the training reference "
+        f"({report['reference_rows']} rows).",
+        "",
+        f"{verdict} {report['drift_share']:.0%} of features drifted "
+        f"(PSI > {report['psi_threshold']}; retrain at {report['drift_share_threshold']:.0%}).",
+        "",
+        "| Feature | Kind | PSI | KS p-value | Drifted |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["features"]:
+        pvalue = "—" if row.get("ks_pvalue") is None else f"{row['ks_pvalue']:.4f}"
+        drifted = "yes" if row["drifted"] else "no"
+        lines.append(f"| {row['feature']} | {row['kind']} | {row['psi']:.4f} | {pvalue} | {drifted} |")
+    lines += ["", "![PSI per feature](figures/drift.png)", ""]
+    return "\n".join(lines)
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    rows = report["features"][:20]
+    figure, axis = plt.subplots(figsize=(6, 0.6 + 0.3 * len(rows)))
+    axis.barh(
+        [r["feature"] for r in rows][::-1],
+        [r["psi"] for r in rows][::-1],
+        color=["tab:red" if r["drifted"] else "tab:blue" for r in rows][::-1],
+    )
+    axis.axvline(report["psi_threshold"], color="black", linestyle="--", linewidth=1)
+    axis.set_xlabel("PSI against training data")
+    axis.set_title("Feature drift")
+    with artifacts.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+@dataclass
+class DriftResult:
+    report: dict[str, Any]
+
+    @property
+    def retrain(self) -> bool:
+        return bool(self.report["retrain"])
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_DRIFT if self.retrain else 0
+
+
+def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
+    """Compare ``current_path`` (default: ``monitor.current``) with the training split."""
+    path = current_path or config.resolve(config.monitor.current)
+    if not path.is_file():
+        raise FileNotFoundError(f"no data to monitor at {path}")
+    schema = data.load_schema(config)
+    report = detect_drift(data.load_split(config, "train"), data.read_table(path), schema, config)
+    report["source"] = str(path)
+    artifacts.write_json(config.reports_dir / "drift.json", report)
+    artifacts.write_text(config.reports_dir / "drift.md", _markdown(report, str(path)))
+    _plot(report, config.figures_dir / "drift.png")
+    return DriftResult(report)

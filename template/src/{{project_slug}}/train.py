@@ -1,0 +1,119 @@
+"""Stage 3 — fit the model and save it atomically with everything needed to trust it later.
+
+The saved bundle (``models/model/``) holds the model files and ``metadata.json``: version, params,
+the data hash from the manifest, library versions, git commit, time, validation metrics and the
+feature schema. Serving needs nothing else, so a Docker image only has to carry this folder.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from . import artifacts, data
+from .config import Config
+from .features import split_xy
+from .metrics import classification_metrics, positive_label, regression_metrics
+from .model import FRAMEWORK, Model, build_model, load_model, save_model
+
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "skops", "xgboost", "torch", "tensorflow", "keras")
+
+
+@dataclass
+class TrainedModel:
+    model: Model
+    metadata: dict[str, Any]
+
+    @property
+    def schema(self) -> data.Schema:
+        return data.Schema.model_validate(self.metadata["schema"])
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["model_version"])
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit(root: Path) -> str | None:
+    """The commit the code was at, or None outside a Git repository."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def score(model: Model, frame: Any, schema: data.Schema, config: Config, positive: Any) -> dict[str, float]:
+    """Metrics of ``model`` on one split."""
+    features, target = split_xy(frame, schema)
+    predictions = model.predict(features)
+    if config.is_classification:
+        return classification_metrics(
+            target.tolist(), predictions.tolist(), model.predict_proba(features), model.classes, positive
+        )
+    return regression_metrics(target.tolist(), predictions.tolist())
+
+
+def train(config: Config) -> TrainedModel:
+    """Fit on the train split, score on validation, publish the bundle atomically."""
+    schema = data.load_schema(config)
+    manifest = data.load_manifest(config)
+    train_frame, validation_frame = data.load_split(config, "train"), data.load_split(config, "validation")
+    x_train, y_train = split_xy(train_frame, schema)
+    x_val, y_val = split_xy(validation_frame, schema)
+
+    model = build_model(config, schema).fit(x_train, y_train, x_val, y_val)
+    positive = (
+        positive_label(model.classes, y_train.tolist(), config.evaluation.positive_class)
+        if config.is_classification
+        else None
+    )
+    created = datetime.now(UTC)
+    metadata = {
+        "model_version": f"{created:%Y%m%d%H%M%S}-{manifest['data_hash'][:8]}",
+        "created": created.isoformat(timespec="seconds"),
+        "task": config.task,
+        **model.describe(),
+        "target_metric": config.evaluation.metric,
+        "positive_class": positive,
+        "validation_metrics": score(model, validation_frame, schema, config, positive),
+        "data_hash": manifest["data_hash"],
+        "rows": manifest["rows"],
+        "libraries": library_versions(),
+        "git_commit": git_commit(config.root),
+        "schema": schema.model_dump(mode="json"),
+    }
+    with artifacts.staged_dir(config.model_dir) as staging:
+        save_model(model, staging)
+        artifacts.write_json(staging / "metadata.json", metadata)
+    return TrainedModel(model, metadata)
+
+
+def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
+    """Load the published bundle, with a clear message when there is none."""
+    directory = directory or config.model_dir
+    meta_path = directory / "metadata.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"no trained model in {directory}; run the training stage first (make train)")
+    metadata = artifacts.read_json(meta_path)
+    if metadata.get("framework") != FRAMEWORK:
+        raise ValueError(
+            f"{directory} holds a {metadata.get('framework')} model, this project uses {FRAMEWORK}"
+        )
+    return TrainedModel(load_model(directory), metadata)
