@@ -1,0 +1,5 @@
+"""Placeholder: replaced by the generator CLI."""
+
+import typer
+
+app = typer.Typer()
