@@ -1,0 +1,144 @@
+"""Render the template and run what it produced: the helpers every generator test shares.
+
+Renders come from the working tree of this checkout (a clean clone in CI), with plain Copier and
+no ``--trust``. Commands run in the rendered project with its own environment, never ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCH_WHEELS = Path("/opt/wheels")
+
+
+def copier_bin() -> str:
+    """The copier console script installed beside the running interpreter."""
+    candidate = Path(sys.executable).parent / "copier"
+    return str(candidate) if candidate.exists() else "copier"
+
+
+def torch_index(base: Path) -> str | None:
+    """A one-package PEP 503 index holding the CPU torch wheel on this disk, if there is one.
+
+    Rendered PyTorch projects name a ``pytorch-cpu`` uv index (what a real user's CI wants);
+    tests redirect that name here instead of downloading anything.
+    """
+    wheels = sorted(TORCH_WHEELS.glob("torch-*.whl"))
+    if not wheels:
+        return None
+    folder = base / "torch"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / wheels[0].name
+    if not link.exists():
+        link.symlink_to(wheels[0])
+    (folder / "index.html").write_text(f'<a href="{wheels[0].name}">{wheels[0].name}</a>\n')
+    return f"pytorch-cpu={base.as_uri()}"
+
+
+def project_env(tmp_base: Path | None = None) -> dict[str, str]:
+    """Environment for commands inside a render: its own venv, the shared uv cache, torch redirect."""
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}}
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    env["UV_NO_PROGRESS"] = "1"
+    index = torch_index((tmp_base or Path("/tmp")) / "mlfolio-torch-index")
+    if index:
+        env["UV_INDEX"] = index
+    return env
+
+
+def run(
+    command: list[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure the assertion shows its output."""
+    result = subprocess.run(
+        command, cwd=cwd, env=dict(env or project_env()), capture_output=True, text=True, timeout=timeout
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"{' '.join(command)} exited {result.returncode} in {cwd}\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def render(dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT) -> Path:
+    """Plain ``copier copy --defaults`` (no --trust) from this checkout into ``dest``."""
+    command = [copier_bin(), "copy", "--defaults", "--quiet"]
+    for key, value in (data or {}).items():
+        command += ["--data", f"{key}={value}"]
+    run([*command, str(src), str(dest)], cwd=src)
+    return dest
+
+
+def answers(project: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load((project / ".copier-answers.yml").read_text()))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+    """One JSON request; returns (status, decoded body) for any status."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@contextlib.contextmanager
+def served(project: Path, env: Mapping[str, str] | None = None, startup_timeout: float = 90) -> Iterator[str]:
+    """Start the render's own ``serve`` command on a free loopback port; yield its base URL."""
+    slug = answers(project)["project_slug"]
+    port = free_port()
+    command = ["uv", "run", "--frozen", "python", "-m", slug, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log = (project / ".serve.log").open("w")
+    process = subprocess.Popen(command, cwd=project, env=dict(env or project_env()), stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            assert process.poll() is None, f"server exited: {(project / '.serve.log').read_text()[-3000:]}"
+            try:
+                if http("GET", f"{base}/health", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server did not become healthy"
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def uv_available() -> bool:
+    return shutil.which("uv") is not None
