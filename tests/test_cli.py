@@ -1,0 +1,190 @@
+"""``mlfolio`` the command: flags for every question, refusals that write nothing, ``new`` end to end.
+
+Fast tests render without installing (``--no-install``); the slow one is the full ``mlfolio new
+--defaults`` a user runs first: one commit, a synced environment, a clean tree.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+import yaml
+from mlfolio import MlfolioError, __version__, run_new
+from mlfolio._questions import asked_questions, load_questions
+from mlfolio.cli import QUESTION_PARAMS, app
+
+from tests.helpers import ROOT, answers, project_env, run
+
+
+def mlfolio(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed console script, as a user runs it (exit code and output, never raising)."""
+    binary = Path(sys.executable).parent / "mlfolio"
+    return subprocess.run(
+        [str(binary), *args], cwd=cwd, env=env or project_env(), capture_output=True, text=True, timeout=600
+    )
+
+
+def git_log(project: Path) -> list[str]:
+    return run(["git", "log", "--format=%an <%ae> %s"], cwd=project).stdout.splitlines()
+
+
+def git_status(project: Path) -> str:
+    return run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project).stdout
+
+
+# ---------------------------------------------------------------- the command's surface
+
+
+def test_every_asked_question_has_a_flag() -> None:
+    """A question added to copier.yml without a flag on ``mlfolio new`` fails here."""
+    command = typer.main.get_command(app).commands["new"]  # type: ignore[attr-defined]
+    flags = {opt for param in command.params for opt in param.opts}
+    asked = asked_questions(ROOT)
+    assert asked, "copier.yml has no questions?"
+    missing = [question.flag for question in asked if question.flag not in flags]
+    assert missing == [], f"mlfolio new lacks flags for {missing}"
+    derived = {name for name, question in load_questions(ROOT).items() if not question.asked}
+    assert {question.name for question in asked} >= QUESTION_PARAMS, "a flag answers no (asked) question"
+    assert not QUESTION_PARAMS & derived
+
+
+def test_version_and_help_on_every_command(tmp_path: Path) -> None:
+    result = mlfolio("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+    for command in ([], ["new"], ["update"]):
+        result = mlfolio(*command, "--help", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "Usage" in result.stdout
+    new_help = mlfolio("new", "--help", cwd=tmp_path, env={**project_env(), "COLUMNS": "200"}).stdout
+    for flag in (
+        "--task-type",
+        "--framework",
+        "--defaults",
+        "--data-file",
+        "--template",
+        "--vcs-ref",
+        "--force",
+    ):
+        assert flag in new_help
+
+
+# ---------------------------------------------------------------- bad input writes nothing
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "question"),
+    [("--project-slug", "9 bad slug", "project_slug"), ("--author-email", "not-an-email", "author_email")],
+)
+def test_invalid_answer_exits_non_zero_and_creates_nothing(
+    tmp_path: Path, flag: str, value: str, question: str
+) -> None:
+    dest = tmp_path / "nested" / "project"
+    result = mlfolio("new", str(dest), "--defaults", "--no-install", flag, value, cwd=tmp_path)
+    assert result.returncode != 0
+    assert question in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [], "no folder, no staging leftovers"
+
+
+def test_unknown_question_is_refused_before_rendering(tmp_path: Path) -> None:
+    with pytest.raises(MlfolioError, match=r"unknown question.*servng"):
+        run_new(tmp_path / "p", {"servng": "none"}, defaults=True, git=False, install=False)
+    assert not (tmp_path / "p").exists()
+
+
+def test_non_empty_destination_is_refused_without_force(tmp_path: Path) -> None:
+    dest = tmp_path / "full"
+    dest.mkdir()
+    (dest / "mine.txt").write_text("keep\n")
+    result = mlfolio("new", str(dest), "--defaults", "--no-install", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "not empty" in result.stderr
+    assert "--force" in result.stderr
+    assert [p.name for p in dest.iterdir()] == ["mine.txt"]
+    assert (dest / "mine.txt").read_text() == "keep\n"
+
+
+def test_force_renders_beside_the_users_files(tmp_path: Path) -> None:
+    dest = tmp_path / "full"
+    (dest / "notes").mkdir(parents=True)
+    (dest / "notes" / "ideas.md").write_text("mine\n")
+    result = run_new(dest, defaults=True, force=True, git=False, install=False)
+    assert (dest / "notes" / "ideas.md").read_text() == "mine\n"
+    assert (dest / "pyproject.toml").is_file()
+    assert result.replaced == []
+    assert [p.name for p in tmp_path.iterdir()] == ["full"], "staging folder removed"
+
+
+def test_flags_and_data_file_answer_questions(tmp_path: Path) -> None:
+    data_file = tmp_path / "answers.yml"
+    data_file.write_text(yaml.safe_dump({"task_type": "regression", "project_name": "From File"}))
+    dest = tmp_path / "p"
+    result = mlfolio(
+        "new", str(dest), "--defaults", "--no-install", "--no-git", "--data-file", str(data_file),
+        "--project-name", "Progress Forecast", "--serving", "none", "--target-threshold", "60",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    recorded = answers(dest)
+    assert recorded["task_type"] == "regression"  # from the file
+    assert recorded["project_name"] == "Progress Forecast"  # the flag wins over the file
+    assert recorded["project_slug"] == "progress_forecast"
+    assert recorded["target_threshold"] == 60.0
+    assert not (dest / "src" / "progress_forecast" / "serve.py").exists()
+    assert not (dest / ".git").exists()
+
+
+def test_first_commit_works_without_git_identity_and_despite_hooks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No user.name/email anywhere, and a global hook that rejects every commit: still one commit."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for hook in ("pre-commit", "commit-msg"):
+        (hooks / hook).write_text("#!/bin/sh\necho rejected by a global hook >&2\nexit 1\n")
+        (hooks / hook).chmod(0o755)
+    global_config = tmp_path / "gitconfig"
+    global_config.write_text(f"[core]\n\thooksPath = {hooks}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for variable in (
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "EMAIL",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    dest = tmp_path / "p"
+    result = run_new(
+        dest, {"author_name": "Ada Lovelace", "author_email": "ada@example.org"}, defaults=True, install=False
+    )
+    assert result.commit
+    log = git_log(dest)
+    assert len(log) == 1
+    assert log[0].startswith("Ada Lovelace <ada@example.org> chore: ")
+    assert git_status(dest) == ""
+
+
+# ---------------------------------------------------------------- slow: what a user runs first
+
+
+@pytest.mark.slow
+def test_new_with_defaults_gives_one_commit_a_synced_env_and_a_clean_tree(tmp_path: Path) -> None:
+    dest = tmp_path / "q"
+    result = mlfolio("new", str(dest), "--defaults", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(git_log(dest)) == 1
+    assert (dest / ".venv").is_dir()
+    assert (dest / "uv.lock").is_file()
+    assert git_status(dest) == "", "uv.lock and everything else committed; .venv ignored"
+    assert "make all" in result.stdout, "closing summary names the next commands"
+    if (dest / ".pre-commit-config.yaml").is_file():
+        for hook in ("pre-commit", "commit-msg"):
+            assert (dest / ".git" / "hooks" / hook).is_file(), f"{hook} hook not installed"
+    run(["uv", "run", "--frozen", "python", "-c", f"import {answers(dest)['project_slug']}"], cwd=dest)
