@@ -1,0 +1,246 @@
+"""Updating a project from a newer template release without losing a line (issue 5).
+
+Real Git history, no mocks: each test session builds a throwaway Git copy of this template with
+two tagged releases. v1.0.0 is the current template; v2.0.0 changes a template-owned file (the
+README's title line), changes a user-owned one (``configs/config.yaml``, in ``_skip_if_exists``)
+and adds a new file. Projects are rendered at v1.0.0, edited and committed like a user would,
+then updated.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlfolio import run_update
+
+from tests.helpers import ROOT, answers, copier_bin, project_env, run
+
+V1, V2 = "v1.0.0", "v2.0.0"
+TITLE_V1 = "# {{ project_name }}\n"
+TITLE_V2 = "# {{ project_name }} — a portfolio project\n"
+NEW_FILE = "docs/UPGRADING.md"
+CONFIG_V2_LINE = "# v2: a line the template added to its default config\n"
+USER_CONFIG_LINE = "# tuned by me: keep this\n"
+USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
+
+
+def git_env() -> dict[str, str]:
+    """Commits made 'by the user' in these tests, independent of any global Git identity."""
+    env = project_env()
+    for role in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{role}_NAME"] = "Test User"
+        env[f"GIT_{role}_EMAIL"] = "test@example.org"
+    return env
+
+
+def git(project: Path, *args: str) -> str:
+    return run(["git", *args], cwd=project, env=git_env()).stdout
+
+
+def commit(project: Path, message: str) -> None:
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--no-verify", "-m", message)
+
+
+def mlfolio(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).parent / "mlfolio"
+    return subprocess.run(
+        [str(binary), *args], cwd=cwd, env=git_env(), capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Git copy of this template with releases v1.0.0 (as is) and v2.0.0 (three changes)."""
+    repo = tmp_path_factory.mktemp("template-repo")
+    shutil.copy2(ROOT / "copier.yml", repo / "copier.yml")
+    shutil.copytree(ROOT / "template", repo / "template", ignore=shutil.ignore_patterns("__pycache__"))
+    git(repo, "init", "--quiet")
+    commit(repo, "feat: first release")
+    git(repo, "tag", V1)
+
+    readme = repo / "template" / "README.md.jinja"
+    text = readme.read_text()
+    assert text.startswith(TITLE_V1), "the README's first line changed: update TITLE_V1 in this test"
+    readme.write_text(TITLE_V2 + text[len(TITLE_V1) :])
+    config = repo / "template" / "configs" / "config.yaml.jinja"
+    config.write_text(config.read_text() + CONFIG_V2_LINE)
+    (repo / "template" / NEW_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (repo / "template" / NEW_FILE).write_text(
+        "# Upgrading\n\nRun `mlfolio update`, review `git diff`, commit.\n"
+    )
+    commit(repo, "feat: second release")
+    git(repo, "tag", V2)
+    return repo
+
+
+def new_v1(template_repo: Path, dest: Path, *extra: str, install: bool = False) -> Path:
+    """``mlfolio new`` at release v1.0.0: rendered, committed (and synced when ``install``)."""
+    flags = [] if install else ["--no-install"]
+    result = mlfolio(
+        "new",
+        str(dest),
+        "--defaults",
+        "--template",
+        str(template_repo),
+        "--vcs-ref",
+        V1,
+        *flags,
+        *extra,
+        cwd=dest.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert answers(dest)["_commit"] == V1
+    assert git(dest, "status", "--porcelain") == ""
+    return dest
+
+
+def edit_like_a_user(project: Path) -> None:
+    """A tuned config (user-owned) and a README section (template-owned, far from v2's change)."""
+    config = project / "configs" / "config.yaml"
+    config.write_text(config.read_text() + USER_CONFIG_LINE)
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + USER_README_SECTION)
+    commit(project, "docs: my findings and my settings")
+
+
+def assert_updated_keeping_user_edits(project: Path) -> None:
+    config = (project / "configs" / "config.yaml").read_text()
+    assert USER_CONFIG_LINE in config, "the user's config edit was lost"
+    assert CONFIG_V2_LINE not in config, "a user-owned file was overwritten"
+    yaml.safe_load(config)
+    readme = (project / "README.md").read_text()
+    assert readme.startswith(f"# {answers(project)['project_name']} — a portfolio project\n"), (
+        "template change missing"
+    )
+    assert readme.endswith(USER_README_SECTION), "the user's README section was lost"
+    assert (project / NEW_FILE).is_file(), "the new template file did not arrive"
+    assert answers(project)["_commit"] == V2
+    assert "<<<<<<<" not in readme
+
+
+# ---------------------------------------------------------------- fast
+
+
+def test_plain_copier_update_keeps_user_edits(template_repo: Path, tmp_path: Path) -> None:
+    """Scenario 1 through plain ``copier update --defaults``: no mlfolio, no --trust."""
+    project = new_v1(template_repo, tmp_path / "p")
+    edit_like_a_user(project)
+    run([copier_bin(), "update", "--defaults", "--quiet"], cwd=project, env=git_env())
+    assert_updated_keeping_user_edits(project)
+
+
+def test_pretend_shows_the_changes_and_changes_nothing(template_repo: Path, tmp_path: Path) -> None:
+    project = new_v1(template_repo, tmp_path / "p")
+    edit_like_a_user(project)
+    head = git(project, "rev-parse", "HEAD")
+    result = mlfolio("update", "--pretend", "--defaults", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("README.md", NEW_FILE, ".copier-answers.yml"):
+        assert name in result.stdout, result.stdout
+    assert "Would change" in result.stdout
+    assert git(project, "status", "--porcelain") == ""
+    assert git(project, "rev-parse", "HEAD") == head
+    assert answers(project)["_commit"] == V1
+    assert not (project / NEW_FILE).exists()
+
+
+@pytest.mark.parametrize("mode", ["inline", "rej"])
+def test_colliding_change_is_reported_and_exits_non_zero(
+    template_repo: Path, tmp_path: Path, mode: str
+) -> None:
+    """Scenario 2: the user retitled the README, v2 retitles it too: a conflict, nothing else lost."""
+    project = new_v1(template_repo, tmp_path / "p")
+    edit_like_a_user(project)
+    readme = project / "README.md"
+    lines = readme.read_text().splitlines(keepends=True)
+    readme.write_text("# My own title\n" + "".join(lines[1:]))
+    commit(project, "docs: my own title")
+
+    result = mlfolio("update", "--defaults", "--conflict", mode, cwd=project)
+    assert result.returncode != 0
+    conflicted = "README.md" if mode == "inline" else "README.md.rej"
+    assert conflicted in result.stderr, result.stdout + result.stderr
+    assert "conflict" in result.stderr.lower()
+    text = readme.read_text()
+    if mode == "inline":
+        assert "<<<<<<<" in text
+        assert "# My own title" in text
+        assert "a portfolio project" in text
+    else:
+        # Copier replays the user's diff on the new render; the hunk that does not apply is kept aside.
+        assert "# My own title" in (project / "README.md.rej").read_text()
+        assert "a portfolio project" in text
+    assert text.endswith(USER_README_SECTION)
+    assert USER_CONFIG_LINE in (project / "configs" / "config.yaml").read_text()
+    assert (project / NEW_FILE).is_file()
+    assert answers(project)["_commit"] == V2
+
+
+def test_dirty_tree_is_refused_with_no_file_changes(template_repo: Path, tmp_path: Path) -> None:
+    project = new_v1(template_repo, tmp_path / "p")
+    (project / "Makefile").write_text((project / "Makefile").read_text() + "\n# half-done edit\n")
+    (project / "scratch.py").write_text("print('wip')\n")
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+    result = mlfolio("update", "--defaults", cwd=project)
+    assert result.returncode != 0
+    assert "uncommitted changes" in result.stderr
+    assert "Makefile" in result.stderr
+    assert "scratch.py" in result.stderr
+    after = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and ".git" not in p.parts}
+    assert after == before
+    assert answers(project)["_commit"] == V1
+
+
+def test_bad_data_pair_is_refused(template_repo: Path, tmp_path: Path) -> None:
+    project = new_v1(template_repo, tmp_path / "p")
+    result = mlfolio("update", "--defaults", "--data", "serving", cwd=project)
+    assert result.returncode != 0
+    assert "QUESTION=VALUE" in result.stderr
+    assert git(project, "status", "--porcelain") == ""
+
+
+# ---------------------------------------------------------------- slow: the project still works
+
+
+@pytest.mark.slow
+def test_update_keeps_user_edits_and_the_project_still_passes(template_repo: Path, tmp_path: Path) -> None:
+    """Scenario 1 through ``run_update``: edits survive, v2 arrives, the project's tests pass."""
+    project = new_v1(template_repo, tmp_path / "p", install=True)
+    edit_like_a_user(project)
+    start = time.perf_counter()
+    result = run_update(project, defaults=True)
+    seconds = time.perf_counter() - start
+    print(f"\nmlfolio update v1 -> v2 of a default project: {seconds:.1f} s")  # recorded in the note
+    assert result.conflicts == []
+    assert {name for _, name in result.changed} >= {"README.md", NEW_FILE, ".copier-answers.yml"}
+    assert not result.synced, "no dependency changed, so no re-sync"
+    assert_updated_keeping_user_edits(project)
+    run(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
+
+
+@pytest.mark.slow
+def test_reanswering_serving_adds_the_service_and_its_tests(template_repo: Path, tmp_path: Path) -> None:
+    """Scenario 3: ``--data serving=fastapi`` on update is Copier's re-answer path."""
+    project = new_v1(template_repo, tmp_path / "p", "--serving", "none", install=True)
+    slug = answers(project)["project_slug"]
+    assert not (project / "src" / slug / "serve.py").exists()
+    edit_like_a_user(project)
+
+    result = mlfolio("update", "--defaults", "--data", "serving=fastapi", cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert answers(project)["serving"] == "fastapi"
+    assert (project / "src" / slug / "serve.py").is_file()
+    assert (project / "tests" / "test_serve.py").is_file()
+    assert "fastapi" in (project / "pyproject.toml").read_text()
+    assert "re-synced" in result.stdout, "pyproject.toml changed, so the environment is re-synced"
+    assert_updated_keeping_user_edits(project)
+    assert "fastapi" in (project / "uv.lock").read_text(), "the lock file follows the new dependencies"
+    run(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
