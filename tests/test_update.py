@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlfolio import run_update
+from mlfolio import run_new, run_update
+from mlfolio._template import release_repo
 
 from tests.helpers import ROOT, answers, copier_bin, project_env, run
 
@@ -244,3 +245,27 @@ def test_reanswering_serving_adds_the_service_and_its_tests(template_repo: Path,
     assert_updated_keeping_user_edits(project)
     assert "fastapi" in (project / "uv.lock").read_text(), "the lock file follows the new dependencies"
     run(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
+
+
+def test_bundled_template_releases_accumulate_so_wheel_installs_can_update(tmp_path: Path) -> None:
+    """A wheel's bundled template becomes tag v<version> in a local repo; an upgrade adds the next tag."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy2(ROOT / "copier.yml", bundle / "copier.yml")
+    shutil.copytree(ROOT / "template", bundle / "template", ignore=shutil.ignore_patterns("__pycache__"))
+    store = tmp_path / "store"
+    repo, tag = release_repo(bundle, "1.0.0", store)
+    assert tag == V1
+    assert release_repo(bundle, "1.0.0", store) == (repo, V1), "same version: reused"
+    project = run_new(tmp_path / "p", defaults=True, template=str(repo), vcs_ref=V1, install=False).path
+    edit_like_a_user(project)
+
+    (bundle / "template" / NEW_FILE).parent.mkdir(parents=True)
+    (bundle / "template" / NEW_FILE).write_text("# Upgrading\n")  # what mlfolio 1.1.0 ships
+    release_repo(bundle, "1.1.0", store)
+    assert git(repo, "tag", "--list").split() == [V1, "v1.1.0"]
+    result = run_update(project, defaults=True, sync=False)
+    assert result.conflicts == []
+    assert answers(project)["_commit"] == "v1.1.0"
+    assert (project / NEW_FILE).is_file()
+    assert USER_CONFIG_LINE in (project / "configs" / "config.yaml").read_text()

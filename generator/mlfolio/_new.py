@@ -120,7 +120,7 @@ def render(
     force: bool = False,
 ) -> tuple[dict[str, Any], str | None, list[str]]:
     """Render the template into DEST; return (answers, template version, replaced user files)."""
-    source = resolve_template(template)
+    source, default_ref = resolve_template(template)
     _check_known(answers, source)
     check_destination(dest, force)
     with _staging(dest) as staged:
@@ -129,7 +129,7 @@ def render(
                 source,
                 staged,
                 data=dict(answers),
-                vcs_ref=vcs_ref,
+                vcs_ref=vcs_ref or default_ref,
                 defaults=defaults,
                 quiet=True,
                 unsafe=False,
