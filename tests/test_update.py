@@ -9,6 +9,7 @@ then updated.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -123,7 +124,7 @@ def assert_updated_keeping_user_edits(project: Path) -> None:
     assert readme.endswith(USER_README_SECTION), "the user's README section was lost"
     assert (project / NEW_FILE).is_file(), "the new template file did not arrive"
     assert answers(project)["_commit"] == V2
-    assert "<<<<<<<" not in readme
+    assert not re.search(r"^<{7} ", readme, re.MULTILINE), "conflict markers left"
 
 
 # ---------------------------------------------------------------- fast
@@ -171,7 +172,7 @@ def test_colliding_change_is_reported_and_exits_non_zero(
     assert "conflict" in result.stderr.lower()
     text = readme.read_text()
     if mode == "inline":
-        assert "<<<<<<<" in text
+        assert re.search(r"^<{7} ", text, re.MULTILINE)
         assert "# My own title" in text
         assert "a portfolio project" in text
     else:
