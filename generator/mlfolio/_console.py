@@ -20,6 +20,9 @@ class Steps(Protocol):
     def step(self, title: str) -> contextlib.AbstractContextManager[None]:
         """Context manager around one step."""
 
+    def done(self, title: str) -> None:
+        """A step that ran without a spinner (it talked to the user itself) and succeeded."""
+
     def note(self, message: str) -> None:
         """A side remark (a skipped step, a warning) that is not an error."""
 
@@ -30,6 +33,9 @@ class QuietSteps:
     @contextlib.contextmanager
     def step(self, title: str) -> Iterator[None]:
         yield
+
+    def done(self, title: str) -> None:
+        return None
 
     def note(self, message: str) -> None:
         return None
@@ -51,6 +57,9 @@ class RichSteps:
             self.console.print(f"[red]✗[/red] {title}")
             raise
         self.console.print(f"[green]✓[/green] {title} [dim]({time.perf_counter() - start:.1f} s)[/dim]")
+
+    def done(self, title: str) -> None:
+        self.console.print(f"[green]✓[/green] {title}")
 
     def note(self, message: str) -> None:
         self.console.print(f"[yellow]•[/yellow] {message}")

@@ -163,10 +163,14 @@ def run_new(
     """
     dest = dest.expanduser().absolute()
     answers = {**load_data_file(data_file), **(data or {})}
-    with steps.step(f"Render the template into {dest}"):
-        recorded, version, replaced = render(
-            dest, answers, template=template, vcs_ref=vcs_ref, defaults=defaults, force=force
-        )
+    title = f"Render the template into {dest}"
+    options: dict[str, Any] = {"template": template, "vcs_ref": vcs_ref, "defaults": defaults, "force": force}
+    if defaults:
+        with steps.step(title):
+            recorded, version, replaced = render(dest, answers, **options)
+    else:  # Copier asks the remaining questions on the terminal: no spinner over its prompts
+        recorded, version, replaced = render(dest, answers, **options)
+        steps.done(title)
     result = NewResult(path=dest, answers=recorded, template_version=version, replaced=replaced)
     if replaced:
         steps.note(f"replaced {len(replaced)} existing file(s): {', '.join(replaced[:5])}")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import copier
 import yaml
@@ -28,6 +28,7 @@ DEPENDENCY_FILES = ("pyproject.toml", "uv.lock")
 _MARKER = re.compile(r"^(<{7}|>{7}) ", re.MULTILINE)
 
 Conflict = Literal["inline", "rej"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -122,6 +123,16 @@ def _copier_update(
     return str(version) if version else None
 
 
+def _step(steps: Steps, title: str, quiet: bool, action: Callable[[], T]) -> T:
+    """Run ``action`` as a step; with a spinner only when Copier will not prompt (``quiet``)."""
+    if quiet:
+        with steps.step(title):
+            return action()
+    value = action()
+    steps.done(title)
+    return value
+
+
 def run_update(
     path: Path = Path(),
     *,
@@ -147,13 +158,17 @@ def run_update(
         with tempfile.TemporaryDirectory(prefix="mlfolio-pretend-") as scratch:
             clone = Path(scratch) / project.name
             _git.git("clone", "--quiet", str(project), str(clone), cwd=Path(scratch))
-            with steps.step("Update a throwaway clone (pretend)"):
-                result.new_version = _copier_update(clone, data or {}, vcs_ref, conflict, defaults)
+            result.new_version = _step(
+                steps, "Update a throwaway clone (pretend)", defaults,
+                lambda: _copier_update(clone, data or {}, vcs_ref, conflict, defaults),
+            )  # fmt: skip
             result.changed = _git.status(clone)
             result.conflicts = conflicts(clone, result.changed)
         return result
-    with steps.step(f"copier update {old.get('_commit', '?')} -> {vcs_ref or 'latest'}"):
-        result.new_version = _copier_update(project, data or {}, vcs_ref, conflict, defaults)
+    result.new_version = _step(
+        steps, f"copier update {old.get('_commit', '?')} -> {vcs_ref or 'latest'}", defaults,
+        lambda: _copier_update(project, data or {}, vcs_ref, conflict, defaults),
+    )  # fmt: skip
     result.changed = _git.status(project)
     result.conflicts = conflicts(project, result.changed)
     touched = {name for _, name in result.changed}

@@ -181,6 +181,9 @@ def plot_figures(
         axis.set_xlabel(f"{metric} (test)")
         axis.set_title("Bias check: metric per slice")
         figures.append(_save(figure, config, "slices.png"))
+    # Framework-specific figures (feature importance, learning curves): Model.figures() is optional.
+    for name, figure in getattr(trained.model, "figures", list)():
+        figures.append(_save(figure, config, name))
     return figures
 
 

@@ -21,7 +21,19 @@ from .features import split_xy
 from .metrics import classification_metrics, positive_label, regression_metrics
 from .model import FRAMEWORK, Model, build_model, load_model, save_model
 
-LIBRARIES = ("numpy", "pandas", "scikit-learn", "skops", "xgboost", "torch", "tensorflow", "keras")
+# The "-cpu" names are the CPU-only builds that Linux installs of XGBoost and TensorFlow use.
+LIBRARIES = (
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "skops",
+    "xgboost",
+    "xgboost-cpu",
+    "torch",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+)
 
 
 @dataclass
