@@ -96,6 +96,9 @@ def new(
     target_threshold: Answer = None,
     framework: Answer = None,
     serving: Answer = None,
+    tracking: Answer = None,
+    tuning: Answer = None,
+    pipeline: Answer = None,
     data: Annotated[
         list[str] | None,
         typer.Option(
