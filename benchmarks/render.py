@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import ROOT, answers, copier_bin, http, project_env, run, served  # noqa: E402
+from tests.helpers import ROOT, answers, copier_bin, http, project_env, run, served
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -37,8 +37,16 @@ def render_times(workdir: Path, repeats: int, framework: str) -> dict[str, list[
         copier_dest, mlfolio_dest = workdir / f"copier-{index}", workdir / f"mlfolio-{index}"
         copier_cmd = [copier_bin(), "copy", "--defaults", "--quiet", "--data", f"framework={framework}"]
         times["copier copy"].append(timed([*copier_cmd, str(ROOT), str(copier_dest)], ROOT))
-        mlfolio_cmd = [mlfolio, "new", str(mlfolio_dest), "--defaults", "--no-git", "--no-install",
-                       "--framework", framework]
+        mlfolio_cmd = [
+            mlfolio,
+            "new",
+            str(mlfolio_dest),
+            "--defaults",
+            "--no-git",
+            "--no-install",
+            "--framework",
+            framework,
+        ]
         times["mlfolio new --no-git --no-install"].append(timed(mlfolio_cmd, ROOT))
     return times
 
@@ -47,19 +55,43 @@ def first_prediction(workdir: Path, framework: str) -> dict[str, float]:
     """Seconds for each step from an empty folder to one answered POST /predict."""
     steps: dict[str, float] = {}
     warm = workdir / "warm"
-    run([copier_bin(), "copy", "--defaults", "--quiet", "--data", f"framework={framework}", str(ROOT), str(warm)],
-        cwd=ROOT)
+    run(
+        [
+            copier_bin(),
+            "copy",
+            "--defaults",
+            "--quiet",
+            "--data",
+            f"framework={framework}",
+            str(ROOT),
+            str(warm),
+        ],
+        cwd=ROOT,
+    )
     env = project_env(workdir)
     run(["uv", "sync"], cwd=warm, env=env)  # untimed: fills the uv cache
     project = workdir / "timed"
     start = time.perf_counter()
-    run([copier_bin(), "copy", "--defaults", "--quiet", "--data", f"framework={framework}", str(ROOT), str(project)],
-        cwd=ROOT)
+    run(
+        [
+            copier_bin(),
+            "copy",
+            "--defaults",
+            "--quiet",
+            "--data",
+            f"framework={framework}",
+            str(ROOT),
+            str(project),
+        ],
+        cwd=ROOT,
+    )
     steps["render"] = time.perf_counter() - start
     slug = answers(project)["project_slug"]
-    for name, command in (("uv sync", ["uv", "sync"]),
-                          ("data", ["uv", "run", "--frozen", "python", "-m", slug, "data"]),
-                          ("train", ["uv", "run", "--frozen", "python", "-m", slug, "train"])):
+    for name, command in (
+        ("uv sync", ["uv", "sync"]),
+        ("data", ["uv", "run", "--frozen", "python", "-m", slug, "data"]),
+        ("train", ["uv", "run", "--frozen", "python", "-m", slug, "train"]),
+    ):
         mark = time.perf_counter()
         run(command, cwd=project, env=env)
         steps[name] = time.perf_counter() - mark
@@ -87,7 +119,9 @@ def main() -> None:
         print(f"  {'command':<36} {'median s':>9} {'min s':>7} {'max s':>7}")
         for name, values in times.items():
             print(f"  {name:<36} {statistics.median(values):>9.2f} {min(values):>7.2f} {max(values):>7.2f}")
-        ratio = statistics.median(times["mlfolio new --no-git --no-install"]) / statistics.median(times["copier copy"])
+        ratio = statistics.median(times["mlfolio new --no-git --no-install"]) / statistics.median(
+            times["copier copy"]
+        )
         print(f"  ratio mlfolio / copier: {ratio:.2f}")
         print(f"\nRender -> first successful prediction ({args.framework}, warm package cache):")
         for name, seconds in first_prediction(workdir, args.framework).items():

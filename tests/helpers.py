@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -52,10 +53,14 @@ def torch_index(base: Path) -> str | None:
 
 def project_env(tmp_base: Path | None = None) -> dict[str, str]:
     """Environment for commands inside a render: its own venv, the shared uv cache, torch redirect."""
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH"}
+    }
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     env["UV_NO_PROGRESS"] = "1"
-    index = torch_index((tmp_base or Path("/tmp")) / "mlfolio-torch-index")
+    index = torch_index((tmp_base or Path(tempfile.gettempdir())) / "mlfolio-torch-index")
     if index:
         env["UV_INDEX"] = index
     return env
@@ -102,7 +107,8 @@ def free_port() -> int:
 def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
     """One JSON request; returns (status, decoded body) for any status."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - loopback
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
             return response.status, json.loads(response.read() or b"null")
@@ -115,7 +121,19 @@ def served(project: Path, env: Mapping[str, str] | None = None, startup_timeout:
     """Start the render's own ``serve`` command on a free loopback port; yield its base URL."""
     slug = answers(project)["project_slug"]
     port = free_port()
-    command = ["uv", "run", "--frozen", "python", "-m", slug, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        "uv",
+        "run",
+        "--frozen",
+        "python",
+        "-m",
+        slug,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     log = (project / ".serve.log").open("w")
     process = subprocess.Popen(command, cwd=project, env=dict(env or project_env()), stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"

@@ -31,11 +31,28 @@ def test_default_render_has_the_recognisable_layout(tmp_path: Path) -> None:
     project = render(tmp_path / "p")
     slug = answers(project)["project_slug"]
     assert slug == "tumour_triage"
-    for path in ("pyproject.toml", "Makefile", "README.md", ".gitignore", "configs/config.yaml",
-                 "data/raw", "data/interim", "data/processed", "models", "reports/figures", "notebooks",
-                 f"src/{slug}/data.py", f"src/{slug}/features.py", f"src/{slug}/model.py",
-                 f"src/{slug}/train.py", f"src/{slug}/evaluate.py", f"src/{slug}/serve.py",
-                 f"src/{slug}/monitor.py", f"src/{slug}/cli.py", "tests/conftest.py"):
+    for path in (
+        "pyproject.toml",
+        "Makefile",
+        "README.md",
+        ".gitignore",
+        "configs/config.yaml",
+        "data/raw",
+        "data/interim",
+        "data/processed",
+        "models",
+        "reports/figures",
+        "notebooks",
+        f"src/{slug}/data.py",
+        f"src/{slug}/features.py",
+        f"src/{slug}/model.py",
+        f"src/{slug}/train.py",
+        f"src/{slug}/evaluate.py",
+        f"src/{slug}/serve.py",
+        f"src/{slug}/monitor.py",
+        f"src/{slug}/cli.py",
+        "tests/conftest.py",
+    ):
         assert (project / path).exists(), path
     leftovers = [p for p in project.rglob("*") if p.suffix == ".jinja" or "{{" in p.name or "{%" in p.name]
     assert leftovers == []
@@ -77,7 +94,9 @@ def test_invalid_answer_fails_before_any_file_is_written(tmp_path: Path, key: st
     dest = tmp_path / "dest"
     result = subprocess.run(
         [copier_bin(), "copy", "--defaults", "--data", f"{key}={value}", str(ROOT), str(dest)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert key in result.stdout + result.stderr
@@ -86,8 +105,13 @@ def test_invalid_answer_fails_before_any_file_is_written(tmp_path: Path, key: st
 
 # ---------------------------------------------------------------- slow: run what was rendered
 
-PENGUINS = {"dataset": "csv", "target_column": "species", "slice_column": "island", "target_threshold": "0.8",
-            "project_name": "Penguin Species"}
+PENGUINS = {
+    "dataset": "csv",
+    "target_column": "species",
+    "slice_column": "island",
+    "target_threshold": "0.8",
+    "project_name": "Penguin Species",
+}
 
 
 def penguins_csv(project: Path) -> Path:
@@ -102,9 +126,14 @@ def penguins_csv(project: Path) -> Path:
 def exercise(project: Path) -> dict[str, Any]:
     """Install, lint, type-check, test, run the pipeline, serve; return the metrics report."""
     env = project_env(project.parent)
-    for command in (["uv", "sync"], ["uv", "run", "--frozen", "ruff", "check", "."],
-                    ["uv", "run", "--frozen", "ruff", "format", "--check", "."], ["uv", "run", "--frozen", "mypy"],
-                    ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], ["make", "all"]):
+    for command in (
+        ["uv", "sync"],
+        ["uv", "run", "--frozen", "ruff", "check", "."],
+        ["uv", "run", "--frozen", "ruff", "format", "--check", "."],
+        ["uv", "run", "--frozen", "mypy"],
+        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"],
+        ["make", "all"],
+    ):
         run(command, cwd=project, env=env)
     report = json.loads((project / "reports" / "metrics.json").read_text())
     assert (project / "MODEL_CARD.md").read_text().startswith("# Model card")
@@ -115,7 +144,8 @@ def exercise(project: Path) -> dict[str, Any]:
         example = meta["example"]
         status, body = http("POST", f"{base}/predict", {"records": [example]})
         assert status == 200, body
-        assert len(body["predictions"]) == 1 and body["model_version"] == meta["model_version"]
+        assert len(body["predictions"]) == 1
+        assert body["model_version"] == meta["model_version"]
         missing = dict(example)
         dropped = next(iter(missing))
         missing.pop(dropped)
@@ -128,7 +158,8 @@ def exercise(project: Path) -> dict[str, Any]:
 @pytest.mark.slow
 def test_default_classification_project_runs_end_to_end(tmp_path: Path) -> None:
     report = exercise(render(tmp_path / "p"))
-    assert report["gate"]["passed"] and report["gate"]["metric"] == "f1"
+    assert report["gate"]["passed"]
+    assert report["gate"]["metric"] == "f1"
     assert report["test"]["f1"] > report["baseline"]["f1"]
     assert {"confusion_matrix.png", "roc_curve.png"} <= {Path(f).name for f in report["figures"]}
     assert report["slices"], "the demo runs a bias check"
@@ -137,7 +168,8 @@ def test_default_classification_project_runs_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_regression_project_runs_end_to_end(tmp_path: Path) -> None:
     report = exercise(render(tmp_path / "p", {"task_type": "regression"}))
-    assert report["gate"]["metric"] == "rmse" and report["test"]["rmse"] < report["baseline"]["rmse"]
+    assert report["gate"]["metric"] == "rmse"
+    assert report["test"]["rmse"] < report["baseline"]["rmse"]
     assert "residuals.png" in {Path(f).name for f in report["figures"]}
     assert {row["slice"] for row in report["slices"]} == {"sex = group_1", "sex = group_2"}
 
@@ -151,9 +183,14 @@ def test_user_csv_with_missing_values_and_categories_runs_end_to_end(tmp_path: P
     assert manifest["missing_values"]["sex"] == 11
     schema = json.loads((project / "data" / "processed" / "schema.json").read_text())
     kinds = {f["name"]: f["kind"] for f in schema["features"]}
-    assert kinds["island"] == "categorical" and kinds["bill_length_mm"] == "numeric"
+    assert kinds["island"] == "categorical"
+    assert kinds["bill_length_mm"] == "numeric"
     assert sorted(schema["classes"]) == ["Adelie", "Chinstrap", "Gentoo"]
-    assert {row["slice"] for row in report["slices"]} == {"island = Biscoe", "island = Dream", "island = Torgersen"}
+    assert {row["slice"] for row in report["slices"]} == {
+        "island = Biscoe",
+        "island = Dream",
+        "island = Torgersen",
+    }
 
 
 @pytest.mark.slow
