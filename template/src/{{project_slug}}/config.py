@@ -55,6 +55,40 @@ class ServingConfig(_Section):
     max_batch: int = Field(default=1000, ge=1, le=100_000)
 
 
+class SearchDimension(_Section):
+    """One tunable entry of ``model.params``: an int or float range, or a list of choices."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical search dimension needs a non-empty 'choices' list")
+        elif self.low is None or self.high is None or self.low >= self.high:
+            raise ValueError(f"an {self.type} search dimension needs 'low' < 'high'")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log-scaled search dimension needs 'low' > 0")
+        return self
+
+
+class TuningConfig(_Section):
+    """Hyperparameter search (the tune stage); ignored by projects without one."""
+
+    n_trials: int = Field(default=20, ge=1)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    cv_folds: int = Field(default=3, ge=2, le=10)
+    # SQLite in the project by default (relative paths are resolved from the root); any SQLAlchemy URL.
+    storage: str = "sqlite:///optuna.db"
+    study_name: str = "tuning"
+    best_params: str = "configs/best_params.yaml"
+    search_space: dict[str, SearchDimension] = {}
+
+
 class MonitorConfig(_Section):
     current: str = "data/processed/test.parquet"
     psi_threshold: float = Field(default=0.2, gt=0)
@@ -71,6 +105,7 @@ class Config(_Section):
     evaluation: EvaluationConfig
     serving: ServingConfig = ServingConfig()
     monitor: MonitorConfig = MonitorConfig()
+    tuning: TuningConfig = TuningConfig()
     root: Path = Path()
 
     @model_validator(mode="after")
@@ -108,6 +143,17 @@ class Config(_Section):
     @property
     def model_card_path(self) -> Path:
         return self.root / "MODEL_CARD.md"
+
+    def with_best_params(self) -> Config:
+        """This config with ``model.params`` overlaid by tuned values, when a tune run wrote any."""
+        path = self.resolve(self.tuning.best_params)
+        if not path.is_file():
+            return self
+        tuned = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("params") or {}
+        if not isinstance(tuned, dict):
+            raise ValueError(f"{path}: 'params' must be a mapping of parameter names to values")
+        model = self.model.model_copy(update={"params": {**self.model.params, **tuned}})
+        return self.model_copy(update={"model": model})
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the config, relative to the project root unless absolute."""

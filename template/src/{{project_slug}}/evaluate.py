@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import ConfusionMatrixDisplay, PredictionErrorDisplay, RocCurveDisplay
 
-from . import artifacts, data
+from . import artifacts, data, tracking
 from .config import Config
 from .features import split_xy
 from .metrics import classification_metrics, passes, regression_metrics
@@ -236,6 +236,10 @@ def evaluate(config: Config) -> Evaluation:
         "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
     }
     report["figures"] = plot_figures(trained, config, y_test, y_pred, proba, slices)
+    tuning = config.reports_dir / "tuning.json"
+    if tuning.is_file():  # written by the tune stage, in projects that have one
+        report["tuning"] = artifacts.read_json(tuning)
+    report.update(tracking.log_evaluation(config, report))
     artifacts.write_json(config.reports_dir / "metrics.json", report)
     write_model_card(report, trained, config)
     return Evaluation(report)

@@ -15,7 +15,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, data
+from . import artifacts, data, tracking
 from .config import Config
 from .features import split_xy
 from .metrics import classification_metrics, positive_label, regression_metrics
@@ -90,7 +90,8 @@ def train(config: Config) -> TrainedModel:
     x_train, y_train = split_xy(train_frame, schema)
     x_val, y_val = split_xy(validation_frame, schema)
 
-    model = build_model(config, schema).fit(x_train, y_train, x_val, y_val)
+    # Tuned values (configs/best_params.yaml, when the tune stage wrote one) override model.params.
+    model = build_model(config.with_best_params(), schema).fit(x_train, y_train, x_val, y_val)
     positive = (
         positive_label(model.classes, y_train.tolist(), config.evaluation.positive_class)
         if config.is_classification
@@ -114,6 +115,7 @@ def train(config: Config) -> TrainedModel:
     with artifacts.staged_dir(config.model_dir) as staging:
         save_model(model, staging)
         artifacts.write_json(staging / "metadata.json", metadata)
+        tracking.log_training(config, metadata, staging)
     return TrainedModel(model, metadata)
 
 
