@@ -63,10 +63,18 @@ def staged_dir(target: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".staging", dir=target.parent))
     try:
         yield staging
-        previous = target.with_name(target.name + ".previous")
-        if target.exists():
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(target, previous)
-        os.replace(staging, target)
+        swap_in(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def swap_in(source: Path, target: Path) -> None:
+    """Move the folder ``source`` to ``target``, keeping the old ``target`` as ``*.previous``.
+
+    Both are renames within one folder (atomic each); a reader sees the old folder or the new one.
+    """
+    previous = target.with_name(target.name + ".previous")
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target, previous)
+    os.replace(source, target)

@@ -53,6 +53,12 @@ class EvaluationConfig(_Section):
 
 class ServingConfig(_Section):
     max_batch: int = Field(default=1000, ge=1, le=100_000)
+    # Requests with a larger body are refused with 413 before any parsing.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Append every prediction (inputs, output, model version, time) to data/predictions/*.jsonl.
+    log_predictions: bool = False
+    # Origins allowed to call the API from a browser; empty means CORS stays off.
+    cors_origins: list[str] = []
 
 
 class SearchDimension(_Section):
@@ -91,6 +97,8 @@ class TuningConfig(_Section):
 
 class MonitorConfig(_Section):
     current: str = "data/processed/test.parquet"
+    # The logged predictions replace `current` once they hold at least this many rows.
+    min_logged_rows: int = Field(default=100, ge=1)
     psi_threshold: float = Field(default=0.2, gt=0)
     drift_share: float = Field(default=0.3, gt=0, le=1)
 
@@ -131,6 +139,10 @@ class Config(_Section):
     @property
     def model_dir(self) -> Path:
         return self.root / "models" / "model"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "data" / "predictions"
 
     @property
     def reports_dir(self) -> Path:

@@ -1,12 +1,18 @@
 """Stage 6 — watch for drift between the training data and what the model sees now.
 
 Each feature gets a Population Stability Index (PSI) against the training reference, plus a
-Kolmogorov-Smirnov test for numeric features. When the share of drifted features crosses the
-configured level the stage says so with exit code 3: time to retrain.
+Kolmogorov-Smirnov test for numeric features; the model's predictions get the same treatment
+against its predictions on the validation split (a shift there is what users notice). When the
+share of drifted features crosses the configured level, or the predictions shift, the stage says
+so with exit code 3: time to retrain.
+
+What it watches: the predictions the API logged under ``data/predictions/`` once they hold
+``monitor.min_logged_rows`` rows, else ``monitor.current`` (or any CSV/parquet given to it).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +28,14 @@ from scipy import stats
 from . import artifacts, data
 from .config import Config
 from .data import Feature
+from .features import split_xy, to_frame
+from .train import load_trained
 
 EXIT_DRIFT = 3
 SMOOTHING = 0.5  # pseudo-count per bin, so an empty bin does not dominate the index
 ROWS_PER_BIN = 20  # fewer rows per bin and PSI measures sampling noise, not drift
 MAX_BINS = 10
+PREDICTION = "__prediction__"  # column of logged outputs; cannot clash with a normalised feature name
 
 
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -76,6 +85,23 @@ def feature_drift(
     return row
 
 
+def prediction_drift(
+    reference: pd.Series, current: pd.Series, classification: bool, threshold: float
+) -> dict[str, Any]:
+    """Shift of the model's outputs: labels as categories, regression values as numbers."""
+    target = Feature(name="prediction", kind="categorical" if classification else "numeric")
+    if classification:
+        reference, current = reference.astype(str), current.astype(str)
+    row = feature_drift(target, reference, current, threshold)
+    if classification:
+        row["reference_share"] = reference.value_counts(normalize=True).round(4).to_dict()
+        row["current_share"] = current.value_counts(normalize=True).round(4).to_dict()
+    else:
+        row["reference_mean"] = round(float(reference.mean()), 6)
+        row["current_mean"] = round(float(current.mean()), 6)
+    return row
+
+
 def detect_drift(
     reference: pd.DataFrame, current: pd.DataFrame, schema: data.Schema, config: Config
 ) -> dict[str, Any]:
@@ -100,6 +126,13 @@ def detect_drift(
 
 def _markdown(report: dict[str, Any], source: str) -> str:
     verdict = "**Drift detected — retrain recommended.**" if report["retrain"] else "No significant drift."
+    shift = report.get("prediction")
+    prediction_line = (
+        "Predictions: not compared (no trained model)."
+        if shift is None
+        else f"Predictions against the validation split: PSI {shift['psi']:.4f}"
+        + (" — **shifted**." if shift["drifted"] else ", no significant shift.")
+    )
     lines = [
         "# Drift report",
         "",
@@ -108,6 +141,8 @@ def _markdown(report: dict[str, Any], source: str) -> str:
         "",
         f"{verdict} {report['drift_share']:.0%} of features drifted "
         f"(PSI > {report['psi_threshold']}; retrain at {report['drift_share_threshold']:.0%}).",
+        "",
+        prediction_line,
         "",
         "| Feature | Kind | PSI | KS p-value | Drifted |",
         "|---|---|---|---|---|",
@@ -122,6 +157,8 @@ def _markdown(report: dict[str, Any], source: str) -> str:
 
 def _plot(report: dict[str, Any], path: Path) -> None:
     rows = report["features"][:20]
+    if report.get("prediction"):
+        rows = [*rows, {**report["prediction"], "feature": "(prediction)"}]
     figure, axis = plt.subplots(figsize=(6, 0.6 + 0.3 * len(rows)))
     axis.barh(
         [r["feature"] for r in rows][::-1],
@@ -149,15 +186,57 @@ class DriftResult:
         return EXIT_DRIFT if self.retrain else 0
 
 
+def load_logged(config: Config) -> pd.DataFrame | None:
+    """The records the API logged, with a ``prediction`` column; None below ``min_logged_rows``.
+
+    A line that does not parse (a write cut short by a crash) is skipped, not fatal.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in sorted(config.predictions_dir.glob("*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                    rows.append({**entry["inputs"], PREDICTION: entry["prediction"]})
+                except (ValueError, KeyError, TypeError):
+                    continue
+    if len(rows) < config.monitor.min_logged_rows:
+        return None
+    return pd.DataFrame.from_records(rows)
+
+
+def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema) -> dict[str, Any] | None:
+    """Predictions on ``current`` (logged ones when present) against those on the validation split."""
+    try:
+        trained = load_trained(config)
+    except FileNotFoundError:
+        return None
+    features, _ = split_xy(data.load_split(config, "validation"), schema)
+    reference = pd.Series(trained.model.predict(features))
+    if PREDICTION in current.columns:
+        predicted = current[PREDICTION]
+    else:
+        predicted = pd.Series(trained.model.predict(to_frame(current[schema.names], schema)))
+    return prediction_drift(reference, predicted, config.is_classification, config.monitor.psi_threshold)
+
+
 def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
-    """Compare ``current_path`` (default: ``monitor.current``) with the training split."""
-    path = current_path or config.resolve(config.monitor.current)
-    if not path.is_file():
-        raise FileNotFoundError(f"no data to monitor at {path}")
+    """Compare ``current_path`` (default: the logged predictions, else ``monitor.current``) with training."""
+    logged = load_logged(config) if current_path is None else None
+    if logged is not None:
+        source, current = str(config.predictions_dir), logged
+    else:
+        path = current_path or config.resolve(config.monitor.current)
+        if not path.is_file():
+            raise FileNotFoundError(f"no data to monitor at {path}")
+        source, current = str(path), data.read_table(path)
     schema = data.load_schema(config)
-    report = detect_drift(data.load_split(config, "train"), data.read_table(path), schema, config)
-    report["source"] = str(path)
+    report = detect_drift(data.load_split(config, "train"), current, schema, config)
+    report["prediction"] = _prediction_shift(config, current, schema)
+    if report["prediction"] is not None and report["prediction"]["drifted"]:
+        report["retrain"] = True
+    report["source"] = source
     artifacts.write_json(config.reports_dir / "drift.json", report)
-    artifacts.write_text(config.reports_dir / "drift.md", _markdown(report, str(path)))
+    artifacts.write_text(config.reports_dir / "drift.md", _markdown(report, source))
     _plot(report, config.figures_dir / "drift.png")
     return DriftResult(report)

@@ -82,8 +82,12 @@ def score(model: Model, frame: Any, schema: data.Schema, config: Config, positiv
     return regression_metrics(target.tolist(), predictions.tolist())
 
 
-def train(config: Config) -> TrainedModel:
-    """Fit on the train split, score on validation, publish the bundle atomically."""
+def train(config: Config, target: Path | None = None) -> TrainedModel:
+    """Fit on the train split, score on validation, publish the bundle atomically.
+
+    The bundle goes to ``models/model`` unless ``target`` names another folder (a retraining
+    candidate, promoted only if it beats the served model).
+    """
     schema = data.load_schema(config)
     manifest = data.load_manifest(config)
     train_frame, validation_frame = data.load_split(config, "train"), data.load_split(config, "validation")
@@ -112,7 +116,7 @@ def train(config: Config) -> TrainedModel:
         "git_commit": git_commit(config.root),
         "schema": schema.model_dump(mode="json"),
     }
-    with artifacts.staged_dir(config.model_dir) as staging:
+    with artifacts.staged_dir(target or config.model_dir) as staging:
         save_model(model, staging)
         artifacts.write_json(staging / "metadata.json", metadata)
         tracking.log_training(config, metadata, staging)
