@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import ROOT, answers, copier_bin, http, project_env, run, served
+from tests.helpers import ROOT, answers, copier_bin, http, project_env, render, run, served
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -54,37 +54,11 @@ def render_times(workdir: Path, repeats: int, framework: str) -> dict[str, list[
 def first_prediction(workdir: Path, framework: str) -> dict[str, float]:
     """Seconds for each step from an empty folder to one answered POST /predict."""
     steps: dict[str, float] = {}
-    warm = workdir / "warm"
-    run(
-        [
-            copier_bin(),
-            "copy",
-            "--defaults",
-            "--quiet",
-            "--data",
-            f"framework={framework}",
-            str(ROOT),
-            str(warm),
-        ],
-        cwd=ROOT,
-    )
+    warm = render(workdir / "warm", {"framework": framework})
     env = project_env(workdir)
     run(["uv", "sync"], cwd=warm, env=env)  # untimed: fills the uv cache
-    project = workdir / "timed"
     start = time.perf_counter()
-    run(
-        [
-            copier_bin(),
-            "copy",
-            "--defaults",
-            "--quiet",
-            "--data",
-            f"framework={framework}",
-            str(ROOT),
-            str(project),
-        ],
-        cwd=ROOT,
-    )
+    project = render(workdir / "timed", {"framework": framework})
     steps["render"] = time.perf_counter() - start
     slug = answers(project)["project_slug"]
     for name, command in (
