@@ -96,6 +96,7 @@ def new(
     target_threshold: Answer = None,
     framework: Answer = None,
     serving: Answer = None,
+    ci_provider: Answer = None,
     tracking: Answer = None,
     tuning: Answer = None,
     pipeline: Answer = None,
