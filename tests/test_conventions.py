@@ -1,0 +1,250 @@
+"""Git conventions, CI, pre-commit and Docker: in every render, and in mlfolio itself.
+
+Fast tests render without installing and run the validators this repository locks
+(check-jsonschema, zizmor, hadolint); each validator is also shown failing on a broken input, so a
+pass means something. The slow ones install a render of each framework and run its own hooks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT, project_env, render, run
+
+BIN = Path(sys.executable).parent
+FRAMEWORKS = ["sklearn", "xgboost", "pytorch", "tensorflow"]
+# The Apache License 2.0 as published (LICENSE-2.0.txt).
+APACHE_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+CI_FILES = (".github", ".gitlab", ".gitlab-ci.yml")
+
+
+def tool(name: str) -> str:
+    """A console script of this repository's locked dev environment."""
+    candidate = BIN / name
+    return str(candidate) if candidate.exists() else name
+
+
+def check_jsonschema(schema: str, *files: Path, check: bool = True) -> int:
+    command = [tool("check-jsonschema"), "--builtin-schema", schema, *map(str, files)]
+    return run(command, cwd=ROOT, check=check).returncode
+
+
+def zizmor(*paths: Path, check: bool = True) -> str:
+    result = run([tool("zizmor"), "--offline", "--no-progress", *map(str, paths)], cwd=ROOT, check=check)
+    return result.stdout + result.stderr
+
+
+def hadolint(dockerfile: Path, check: bool = True) -> int:
+    return run([tool("hadolint"), str(dockerfile)], cwd=ROOT, check=check).returncode
+
+
+def assert_hardened_workflow(path: Path) -> dict[str, object]:
+    """Least permissions, every action pinned to a commit SHA, no persisted checkout credentials."""
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["permissions"] == {"contents": "read"}, path
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uses = [step for step in steps if "uses" in step]
+    assert uses, f"{path} uses no action?"
+    for step in uses:
+        assert PINNED.match(step["uses"]), f"{path}: {step['uses']} is not pinned to a full commit SHA"
+        if step["uses"].startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False, path
+    return dict(workflow)
+
+
+# ---------------------------------------------------------------- renders without installing
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Four renders covering every CI provider, every license and both serving choices."""
+    base = tmp_path_factory.mktemp("conventions")
+    variants = {
+        "github": {},  # the defaults: GitHub, MIT, FastAPI
+        "gitlab": {"ci_provider": "gitlab", "license": "Apache-2.0"},
+        "none": {"ci_provider": "none", "license": "BSD-3-Clause", "serving": "none"},
+        "proprietary": {"license": "Proprietary", "python_version": "3.12"},
+    }
+    return {name: render(base / name, data) for name, data in variants.items()}
+
+
+def test_github_workflows_validate_and_pass_zizmor(renders: dict[str, Path]) -> None:
+    workflows = renders["github"] / ".github" / "workflows"
+    files = sorted(workflows.glob("*.yml"))
+    assert [file.name for file in files] == ["ci.yml", "retrain.yml"]
+    check_jsonschema("vendor.github-workflows", *files)
+    zizmor(workflows)
+
+    ci = assert_hardened_workflow(workflows / "ci.yml")
+    assert set(ci[True]) == {"push", "pull_request"}  # type: ignore[call-overload]  # YAML 1.1: on = True
+    assert ci["concurrency"]["cancel-in-progress"] is True  # type: ignore[index]
+    text = (workflows / "ci.yml").read_text()
+    for command in ("make lint", "make typecheck", "make test", "make data train evaluate", "docker build"):
+        assert command in text, command
+    assert "enable-cache: true" in text
+
+    retrain = assert_hardened_workflow(workflows / "retrain.yml")
+    assert set(retrain[True]) == {"schedule", "workflow_dispatch"}  # type: ignore[call-overload]
+    steps = retrain["jobs"]["retrain"]["steps"]  # type: ignore[index]
+    runs = [step.get("run") for step in steps]
+    assert runs.index("make data") < runs.index("make train") < runs.index("make evaluate")
+    upload = next(step for step in steps if step.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["if"] == "always()"
+    assert {"reports/", "MODEL_CARD.md"} <= set(upload["with"]["path"].split())
+
+    github = renders["github"] / ".github"
+    for name in ("pull_request_template.md", "CODEOWNERS", "ISSUE_TEMPLATE/bug_report.md",
+                 "ISSUE_TEMPLATE/feature_request.md", "ISSUE_TEMPLATE/data_problem.md"):  # fmt: skip
+        assert (github / name).is_file(), name
+    assert (github / "CODEOWNERS").read_text().split()[-2:] == ["*", "@janedoe"]
+
+
+def test_the_workflow_checks_can_fail(renders: dict[str, Path], tmp_path: Path) -> None:
+    """An unpinned action with persisted credentials and an injectable expression: both tools object."""
+    bad = tmp_path / ".github" / "workflows" / "ci.yml"
+    bad.parent.mkdir(parents=True)
+    text = (renders["github"] / ".github" / "workflows" / "ci.yml").read_text()
+    text = re.sub(r"actions/checkout@[0-9a-f]{40}", "actions/checkout@main", text)
+    text = text.replace("persist-credentials: false", "persist-credentials: true")
+    text = text.replace("run: make test", 'run: echo "${{ github.event.pull_request.title }}"')
+    bad.write_text(text)
+    findings = run([tool("zizmor"), "--offline", str(bad.parent)], cwd=ROOT, check=False)
+    assert findings.returncode != 0
+    assert "template-injection" in findings.stdout, findings.stdout
+    assert "unpinned-uses" in findings.stdout, findings.stdout
+    bad.write_text(text.replace("runs-on:", "runs_on:", 1))
+    assert check_jsonschema("vendor.github-workflows", bad, check=False) != 0
+
+
+def test_gitlab_ci_validates_and_has_no_github_files(renders: dict[str, Path]) -> None:
+    project = renders["gitlab"]
+    check_jsonschema("vendor.gitlab-ci", project / ".gitlab-ci.yml")
+    pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+    assert {"lint", "typecheck", "test", "pipeline", "docker"} <= set(pipeline)
+    assert pipeline["pipeline"]["artifacts"]["when"] == "always"
+    for name in ("merge_request_templates/Default.md", "issue_templates/Bug.md",
+                 "issue_templates/Feature.md", "issue_templates/Data_problem.md", "CODEOWNERS"):  # fmt: skip
+        assert (project / ".gitlab" / name).is_file(), name
+    assert not (project / ".github").exists()
+    assert "merge request" in (project / "CONTRIBUTING.md").read_text()
+
+
+def test_no_ci_provider_renders_no_ci_files(renders: dict[str, Path]) -> None:
+    assert [name for name in CI_FILES if (renders["none"] / name).exists()] == []
+    assert (renders["none"] / ".pre-commit-config.yaml").is_file(), "hooks do not depend on the CI"
+    for name in CI_FILES[1:]:
+        assert not (renders["github"] / name).exists(), name
+
+
+def test_dockerfile_passes_hadolint_and_is_minimal(renders: dict[str, Path], tmp_path: Path) -> None:
+    for name in ("github", "proprietary"):
+        project = renders[name]
+        dockerfile = project / "Dockerfile"
+        hadolint(dockerfile)
+        text = dockerfile.read_text()
+        version = yaml.safe_load((project / ".copier-answers.yml").read_text())["python_version"]
+        assert len(re.findall(rf"^FROM python:{re.escape(version)}-slim", text, re.M)) == 2, text
+        assert "uv sync --frozen --no-dev" in text
+        assert re.search(r"^USER \d+:\d+$", text, re.M), "runs as an unprivileged user"
+        assert re.search(r"^HEALTHCHECK .*\n.*/health", text, re.M)
+        runtime = text.split(" AS runtime", 1)[1]
+        copied = re.findall(r"^COPY (?:--from=\S+ )?(\S+)", runtime, re.M)
+        assert copied == ["/app/.venv", "configs", "models/model"], copied
+        ignored = [line for line in (project / ".dockerignore").read_text().splitlines() if line[:1] != "#"]
+        assert ignored[:2] == ["*", "!pyproject.toml"], "everything out unless named"
+        assert "!models/model/" in ignored
+    # The same uv in the image and in CI.
+    uv_image = re.search(r"ghcr.io/astral-sh/uv:(\S+)", (renders["github"] / "Dockerfile").read_text())
+    assert uv_image
+    assert f'version: "{uv_image[1]}"' in (renders["github"] / ".github/workflows/ci.yml").read_text()
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\nCMD python serve.py\n")
+    assert hadolint(bad, check=False) != 0
+    assert not (renders["none"] / "Dockerfile").exists(), "no API, no image"
+    assert not (renders["none"] / ".dockerignore").exists()
+
+
+def test_each_license_choice_renders_its_text(renders: dict[str, Path]) -> None:
+    def license_of(name: str) -> str:
+        return (renders[name] / "LICENSE").read_text()
+
+    assert license_of("github").startswith("MIT License\n\nCopyright (c) Jane Doe\n")
+    assert "Permission is hereby granted, free of charge" in license_of("github")
+    assert hashlib.sha256(license_of("gitlab").encode()).hexdigest() == APACHE_SHA256
+    assert license_of("none").startswith("BSD 3-Clause License\n\nCopyright (c) Jane Doe\n")
+    assert "3. Neither the name of the copyright holder" in license_of("none")
+    assert "All rights reserved" in license_of("proprietary")
+    assert "Permission is hereby granted" not in license_of("proprietary")
+    for name, spdx in (("github", "MIT"), ("gitlab", "Apache-2.0"), ("none", "BSD-3-Clause"),
+                       ("proprietary", "LicenseRef-Proprietary")):  # fmt: skip
+        assert f'license = "{spdx}"' in (renders[name] / "pyproject.toml").read_text()
+
+
+def test_git_conventions_files(renders: dict[str, Path]) -> None:
+    project = renders["github"]
+    for name in (".gitattributes", ".editorconfig", "CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md"):
+        assert (project / name).is_file(), name
+    assert "## [Unreleased]" in (project / "CHANGELOG.md").read_text()
+    assert "Keep a Changelog" in (project / "CHANGELOG.md").read_text()
+    contributing = (project / "CONTRIBUTING.md").read_text()
+    for topic in ("## Branches", "Conventional Commits", "pull request flow", "make check"):
+        assert topic.lower() in contributing.lower(), topic
+    assert "jane.doe@example.com" in (project / "SECURITY.md").read_text()
+    run(["git", "init", "--quiet"], cwd=project)
+    paths = ["data/raw/x.csv", "models/model/m.skops", "mlruns/1", "a.pt", "src/m.pt", ".env", "uv.lock"]
+    ignored = run(["git", "check-ignore", "--no-index", *paths], cwd=project, check=False).stdout.split()
+    assert ignored == paths[:-1], "data, models, runs and weights ignored; uv.lock committed"
+    hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text())
+    ids = {hook["id"] for repo in hooks["repos"] for hook in repo["hooks"]}
+    assert {"ruff-check", "ruff-format", "mypy", "nbstripout", "check-added-large-files",
+            "detect-private-key", "conventional-commit"} <= ids  # fmt: skip
+    assert all(repo["repo"] == "local" for repo in hooks["repos"]), "nothing to download"
+    assert all(hook["entry"].startswith("uv run --frozen ") for hook in hooks["repos"][0]["hooks"])
+
+
+def test_mlfolio_own_workflow_validates_and_passes_zizmor() -> None:
+    workflows = ROOT / ".github" / "workflows"
+    files = sorted(workflows.glob("*.yml"))
+    assert files, "mlfolio has no workflow"
+    check_jsonschema("vendor.github-workflows", *files)
+    zizmor(workflows)
+    for file in files:
+        assert_hardened_workflow(file)
+    assert "bash .ci/run" in (workflows / "ci.yml").read_text()
+
+
+# ---------------------------------------------------------------- slow: the hooks for real
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_hooks_pass_on_a_fresh_render_and_enforce_conventional_commits(
+    framework: str, tmp_path: Path
+) -> None:
+    project = render(tmp_path / framework, {"framework": framework})
+    env = project_env(tmp_path)
+    env.update(GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.org")
+    env.update(GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.org")
+    run(["git", "init", "--quiet"], cwd=project, env=env)
+    run(["uv", "sync", "--quiet"], cwd=project, env=env)
+    run(["git", "add", "--all"], cwd=project, env=env)
+    run(["uv", "run", "--frozen", "pre-commit", "run", "--all-files"], cwd=project, env=env, timeout=900)
+    run(["git", "diff", "--exit-code", "--stat"], cwd=project, env=env)  # the hooks changed nothing
+
+    run(["uv", "run", "--frozen", "pre-commit", "install"], cwd=project, env=env)
+    assert (project / ".git" / "hooks" / "commit-msg").is_file(), "default_install_hook_types"
+    rejected = run(["git", "commit", "--quiet", "-m", "bad message"], cwd=project, env=env, check=False)
+    assert rejected.returncode != 0
+    assert "Conventional Commits" in rejected.stdout + rejected.stderr
+    run(["git", "commit", "--quiet", "-m", "feat: add model"], cwd=project, env=env)
+    assert run(["git", "log", "--format=%s"], cwd=project, env=env).stdout.split("\n")[0] == "feat: add model"
+    assert run(["git", "status", "--porcelain"], cwd=project, env=env).stdout == ""
+    shutil.rmtree(project / ".venv", ignore_errors=True)
