@@ -248,3 +248,24 @@ def test_hooks_pass_on_a_fresh_render_and_enforce_conventional_commits(
     assert run(["git", "log", "--format=%s"], cwd=project, env=env).stdout.split("\n")[0] == "feat: add model"
     assert run(["git", "status", "--porcelain"], cwd=project, env=env).stdout == ""
     shutil.rmtree(project / ".venv", ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_new_leaves_a_custom_hooks_path_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With core.hooksPath set, pre-commit cannot install: the project is still made, with a note."""
+    from mlfolio import run_new
+
+    global_config = tmp_path / "gitconfig"
+    global_config.write_text(
+        f"[core]\n\thooksPath = {tmp_path / 'hooks'}\n[user]\n\tname = T\n\temail = t@example.org\n"
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for key, value in project_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    result = run_new(tmp_path / "p", defaults=True)
+    assert result.commit
+    assert result.synced
+    assert not result.hooks
+    assert any("core.hooksPath" in note for note in result.notes), result.notes
+    assert not (tmp_path / "p" / ".git" / "hooks" / "commit-msg").exists()

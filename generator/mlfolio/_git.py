@@ -56,6 +56,11 @@ def init(path: Path) -> None:
     git("init", "--quiet", cwd=path)
 
 
+def hooks_path(path: Path) -> str | None:
+    """``core.hooksPath`` when set at any config level: Git then ignores ``.git/hooks``."""
+    return git("config", "--get", "core.hooksPath", cwd=path, check=False).stdout.strip() or None
+
+
 def has_identity(path: Path) -> bool:
     """Whether Git knows who commits here (user.name and user.email from any config level)."""
     return all(

@@ -195,8 +195,16 @@ def run_new(
                     fallback_email=str(recorded.get("author_email", "mlfolio@localhost")),
                 )
         if make_repo and install and (dest / ".pre-commit-config.yaml").is_file():
-            with steps.step("pre-commit install (pre-commit, commit-msg)"):
-                result.hooks = _env.install_hooks(dest)
+            custom_hooks = _git.hooks_path(dest)
+            if custom_hooks:  # pre-commit refuses to install there, and Git would not run .git/hooks
+                result.notes.append(
+                    f"hooks not installed: Git's core.hooksPath is set ({custom_hooks}); "
+                    "unset it, then run `uv run pre-commit install`"
+                )
+                steps.note(result.notes[-1])
+            else:
+                with steps.step("pre-commit install (pre-commit, commit-msg)"):
+                    result.hooks = _env.install_hooks(dest)
     except MlfolioError as error:
         raise MlfolioError(
             f"{error}\nThe project is rendered in {dest}; finish the step above by hand."
