@@ -71,7 +71,7 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "github": {},  # the defaults: GitHub, MIT, FastAPI
         "gitlab": {"ci_provider": "gitlab", "license": "Apache-2.0"},
         "none": {"ci_provider": "none", "license": "BSD-3-Clause", "serving": "none"},
-        "proprietary": {"license": "Proprietary", "python_version": "3.12"},
+        "proprietary": {"license": "Proprietary", "python_version": "3.12", "dataset": "csv"},
     }
     return {name: render(base / name, data) for name, data in variants.items()}
 
@@ -122,6 +122,14 @@ def test_the_workflow_checks_can_fail(renders: dict[str, Path], tmp_path: Path) 
     assert "unpinned-uses" in findings.stdout, findings.stdout
     bad.write_text(text.replace("runs-on:", "runs_on:", 1))
     assert check_jsonschema("vendor.github-workflows", bad, check=False) != 0
+
+
+def test_ci_without_reachable_data_runs_the_checks_only(renders: dict[str, Path]) -> None:
+    """A local CSV lives under the git-ignored data/raw/: CI cannot run the pipeline or retrain."""
+    workflows = renders["proprietary"] / ".github" / "workflows"
+    assert [file.name for file in workflows.glob("*.yml")] == ["ci.yml"]
+    check_jsonschema("vendor.github-workflows", workflows / "ci.yml")
+    assert list(yaml.safe_load((workflows / "ci.yml").read_text())["jobs"]) == ["checks"]
 
 
 def test_gitlab_ci_validates_and_has_no_github_files(renders: dict[str, Path]) -> None:
