@@ -148,6 +148,8 @@ def test_gitlab_ci_validates_and_has_no_github_files(renders: dict[str, Path]) -
 def test_no_ci_provider_renders_no_ci_files(renders: dict[str, Path]) -> None:
     assert [name for name in CI_FILES if (renders["none"] / name).exists()] == []
     assert (renders["none"] / ".pre-commit-config.yaml").is_file(), "hooks do not depend on the CI"
+    for doc in ("README.md", "CONTRIBUTING.md", "SECURITY.md", "CHANGELOG.md"):
+        assert not re.search(r"\bCI\b", (renders["none"] / doc).read_text()), f"{doc} promises a CI"
     for name in CI_FILES[1:]:
         assert not (renders["github"] / name).exists(), name
 
@@ -232,12 +234,21 @@ def test_mlfolio_own_workflow_validates_and_passes_zizmor() -> None:
 # ---------------------------------------------------------------- slow: the hooks for real
 
 
+# One render per framework; the other answers vary so every CI provider and license file meets the hooks.
+HOOK_RENDERS = {
+    "sklearn": {},
+    "xgboost": {"ci_provider": "gitlab", "license": "Apache-2.0"},
+    "pytorch": {"ci_provider": "none", "serving": "none", "license": "Proprietary"},
+    "tensorflow": {"license": "BSD-3-Clause"},
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_hooks_pass_on_a_fresh_render_and_enforce_conventional_commits(
     framework: str, tmp_path: Path
 ) -> None:
-    project = render(tmp_path / framework, {"framework": framework})
+    project = render(tmp_path / framework, {"framework": framework, **HOOK_RENDERS[framework]})
     env = project_env(tmp_path)
     env.update(GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.org")
     env.update(GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.org")
