@@ -104,16 +104,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
-    """One JSON request; returns (status, decoded body) for any status."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"content-type": "application/json"}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - loopback
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    timeout: float = 30,
+    headers: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+) -> tuple[int, Any]:
+    """One request; returns (status, decoded body) for any status.
+
+    ``body`` is sent as JSON; ``data`` as raw bytes (for bodies JSON cannot express). Headers
+    default to a JSON content type. A body that is not JSON comes back as text.
+    """
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
+    sent = {"content-type": "application/json", **(headers or {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)  # noqa: S310 - loopback
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, _decode(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+        return error.code, _decode(error.read())
+
+
+def _decode(payload: bytes) -> Any:
+    try:
+        return json.loads(payload or b"null")
+    except ValueError:
+        return payload.decode(errors="replace")
 
 
 @contextlib.contextmanager
