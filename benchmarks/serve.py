@@ -1,0 +1,284 @@
+"""Throughput and latency of the rendered API against a raw-ASGI floor serving the same model.
+
+Not a test: prints a table. Run from the repository root after ``uv sync``:
+
+    uv run python benchmarks/serve.py [--framework sklearn] [--param n_estimators=20] [--project DIR]
+
+Both servers run one uvicorn worker (uvloop, httptools) on 127.0.0.1 and load the same
+``models/model``. The floor is a bare ASGI callable that parses the body with orjson, calls the same
+``serve.Predictor`` (the model call) and writes the answer: no validation, routing, logging or
+metrics. The rendered API runs exactly as ``make serve`` does, with its demo config (prediction log
+and JSON access log on). So the ratio is what the API layer costs on top of the model call.
+
+The load is bounded: a fixed number of concurrent keep-alive connections (16 and 64), single-row
+and 100-row bodies, and a fixed duration per cell (``wrk`` with one thread, when installed: it
+costs the server far less CPU than a Python client) or a fixed number of requests with a time cap
+(the ``httpx`` fallback). The two servers are measured in alternation, ``--rounds`` times, and the
+best round of each is kept, so a burst of unrelated load on a shared machine does not decide the
+ratio. ``--param`` overrides ``model.params`` before training, e.g. a smaller forest to measure the
+API layer against a model call of a millisecond or two rather than the demo forest's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers import answers, free_port, http, project_env, render, run
+
+RAW_APP = '''\
+"""Raw ASGI floor for benchmarks/serve.py: the same model call, nothing else."""
+import sys
+
+import orjson
+import uvicorn
+
+from {slug}.config import load_config
+from {slug}.serve import Predictor
+from {slug}.train import load_trained
+
+predictor = Predictor(load_trained(load_config("configs/config.yaml")))
+HEADERS = [(b"content-type", b"application/json")]
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    if scope["path"] == "/predict":
+        payload = orjson.dumps(predictor(orjson.loads(body)["records"]))
+    else:
+        payload = b'{{"status":"ok"}}'
+    await send({{"type": "http.response.start", "status": 200, "headers": HEADERS}})
+    await send({{"type": "http.response.body", "body": payload}})
+
+
+if __name__ == "__main__":
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="warning",
+                loop="uvloop", http="httptools")
+'''
+
+
+@contextlib.contextmanager
+def server(command: list[str], project: Path, port: int, log: Path) -> Iterator[str]:
+    """Start a server process, wait for /health, yield its base URL, stop it."""
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, cwd=project, env=project_env(), stdout=handle, stderr=handle)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited:\n{log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                if http("GET", f"{base}/health", timeout=2)[0] == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become healthy")
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+local file = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.body = file:read("*a")
+file:close()
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * UNITS[unit]
+
+
+def wrk_load(url: str, body: bytes, seconds: float, concurrency: int, workdir: Path) -> dict[str, float]:
+    """``wrk`` with one thread and ``concurrency`` connections for ``seconds``; its latency percentiles."""
+    (workdir / "body.json").write_bytes(body)
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    env = {"BENCH_BODY": str(workdir / "body.json"), "PATH": "/usr/bin:/bin"}
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{concurrency}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "60s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    subprocess.run([*command[:3], "-d1s", *command[4:]], env=env, capture_output=True, check=True)  # warm-up
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    percentiles = dict(re.findall(r"^\s*(50|99)%\s+(\S+)\s*$", out, re.MULTILINE))
+    if len(percentiles) != 2:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "errors": (int(errors.group(1)) if errors else 0) + (1 if socket_errors else 0),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(percentiles["50"]),
+        "p99": _ms(percentiles["99"]),
+    }
+
+
+async def load(url: str, body: bytes, requests: int, concurrency: int, cap: float) -> dict[str, float]:
+    """``requests`` POSTs over ``concurrency`` connections, stopping early after ``cap`` seconds."""
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        for _ in range(min(50, requests)):  # warm-up: connections, caches, the model's first call
+            await client.post(url, content=body, headers=headers)
+        start = time.perf_counter()
+        deadline = start + cap
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0 and time.perf_counter() < deadline:
+                remaining -= 1
+                sent = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                latencies.append(time.perf_counter() - sent)
+                errors += response.status_code != 200
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50": 1000 * statistics.median(latencies),
+        "p99": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+def prepare(args: argparse.Namespace, workdir: Path) -> Path:
+    """A rendered project with a trained model (rendered and trained here unless --project)."""
+    if args.project:
+        return Path(args.project).resolve()
+    project = render(workdir / "bench", {"framework": args.framework})
+    slug = answers(project)["project_slug"]
+    env = project_env(workdir)
+    if args.param:
+        path = project / "configs" / "config.yaml"
+        config = yaml.safe_load(path.read_text())
+        for item in args.param:
+            key, value = item.split("=", 1)
+            config["model"]["params"][key] = yaml.safe_load(value)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run(["uv", "sync", "--quiet"], project, env)
+    for stage in ("data", "train", "evaluate"):
+        run(["uv", "run", "--frozen", "python", "-m", slug, stage], project, env)
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--framework", default="sklearn")
+    parser.add_argument("--project", help="an already rendered and trained project to reuse")
+    parser.add_argument("--requests", type=int, default=1500, help="requests per cell and round")
+    parser.add_argument("--cap", type=float, default=15.0, help="seconds per cell and round at most")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0, help="wrk: seconds per cell and round")
+    parser.add_argument(
+        "--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
+    )
+    parser.add_argument("--param", action="append", default=[], help="model.params override, KEY=VALUE")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mlfolio-bench-serve-") as tmp:
+        workdir = Path(tmp)
+        project = prepare(args, workdir)
+        slug = answers(project)["project_slug"]
+        raw_script = project / ".bench_raw_asgi.py"
+        raw_script.write_text(RAW_APP.format(slug=slug))
+        api_port, raw_port = free_port(), free_port()
+        api_cmd = ["uv", "run", "--frozen", "python", "-m", slug, "serve", "--port", str(api_port)]
+        raw_cmd = ["uv", "run", "--frozen", "python", raw_script.name, str(raw_port)]
+        results: dict[tuple[str, int, int], dict[str, float]] = {}
+        try:
+            with (
+                server(api_cmd, project, api_port, workdir / "api.log") as api,
+                server(raw_cmd, project, raw_port, workdir / "raw.log") as raw,
+            ):
+                example = http("GET", f"{api}/metadata")[1]["example"]
+                for concurrency in (16, 64):
+                    for rows in (1, 100):
+                        body = json.dumps({"records": [example] * rows}).encode()
+                        for _ in range(args.rounds):
+                            for name, base in (("raw ASGI", raw), ("rendered API", api)):
+                                url = f"{base}/predict"
+                                cell = (
+                                    wrk_load(url, body, args.seconds, concurrency, workdir)
+                                    if args.client == "wrk"
+                                    else asyncio.run(load(url, body, args.requests, concurrency, args.cap))
+                                )
+                                key = (name, concurrency, rows)
+                                if key not in results or cell["rps"] > results[key]["rps"]:
+                                    results[key] = cell
+        finally:
+            raw_script.unlink(missing_ok=True)
+        framework = args.framework if not args.project else answers(project)["framework"]
+        print_table(results, framework, args)
+
+
+def print_table(results: dict[tuple[str, int, int], dict[str, Any]], framework: str, args: Any) -> None:
+    params = f" ({', '.join(args.param)})" if args.param else ""
+    print(
+        f"\nPOST /predict, one uvicorn worker each, {framework} model{params}, 127.0.0.1, "
+        f"client {args.client}, best of {args.rounds} rounds\n"
+    )
+    print(
+        "| server | concurrency | rows/request | requests | errors | req/s | p50 ms | p99 ms | ratio to raw |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (name, concurrency, rows), cell in sorted(
+        results.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])
+    ):
+        floor = results[("raw ASGI", concurrency, rows)]["rps"]
+        ratio = f"{cell['rps'] / floor:.2f}" if floor else "n/a"
+        print(
+            f"| {name} | {concurrency} | {rows} | {cell['requests']} | {cell['errors']} | {cell['rps']:.0f} "
+            f"| {cell['p50']:.1f} | {cell['p99']:.1f} | {ratio} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
