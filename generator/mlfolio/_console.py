@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 from rich.console import Console
 
@@ -25,6 +25,23 @@ class Steps(Protocol):
 
     def note(self, message: str) -> None:
         """A side remark (a skipped step, a warning) that is not an error."""
+
+
+T = TypeVar("T")
+
+
+def run_step(steps: Steps, title: str, action: Callable[[], T], *, spinner: bool) -> T:
+    """Run ``action`` as the step ``title``.
+
+    ``spinner=False`` for a step that may prompt on the terminal (Copier asking its questions): a
+    spinner would draw over the prompts, so the step is only ticked once it is done.
+    """
+    if spinner:
+        with steps.step(title):
+            return action()
+    value = action()
+    steps.done(title)
+    return value
 
 
 class QuietSteps:

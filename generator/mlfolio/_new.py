@@ -19,12 +19,11 @@ import yaml
 from copier.errors import CopierError
 
 from mlfolio import _env, _git
-from mlfolio._console import QUIET, Steps
+from mlfolio._answers import read_answers, template_version
+from mlfolio._console import QUIET, Steps, run_step
 from mlfolio._errors import MlfolioError
 from mlfolio._questions import load_questions
 from mlfolio._template import is_remote, resolve_template
-
-ANSWERS_FILE = ".copier-answers.yml"
 
 
 @dataclass
@@ -138,9 +137,8 @@ def render(
         except (CopierError, ValueError) as error:
             raise MlfolioError(str(error)) from error
         replaced = _place(staged, dest)
-    recorded = yaml.safe_load((dest / ANSWERS_FILE).read_text(encoding="utf-8")) or {}
-    version = recorded.get("_commit")
-    return dict(recorded), (str(version) if version else None), replaced
+    recorded = read_answers(dest)
+    return recorded, template_version(recorded), replaced
 
 
 def run_new(
@@ -165,12 +163,10 @@ def run_new(
     answers = {**load_data_file(data_file), **(data or {})}
     title = f"Render the template into {dest}"
     options: dict[str, Any] = {"template": template, "vcs_ref": vcs_ref, "defaults": defaults, "force": force}
-    if defaults:
-        with steps.step(title):
-            recorded, version, replaced = render(dest, answers, **options)
-    else:  # Copier asks the remaining questions on the terminal: no spinner over its prompts
-        recorded, version, replaced = render(dest, answers, **options)
-        steps.done(title)
+    # Without --defaults Copier asks the remaining questions on the terminal: no spinner over them.
+    recorded, version, replaced = run_step(
+        steps, title, lambda: render(dest, answers, **options), spinner=defaults
+    )
     result = NewResult(path=dest, answers=recorded, template_version=version, replaced=replaced)
     if replaced:
         steps.note(f"replaced {len(replaced)} existing file(s): {', '.join(replaced[:5])}")

@@ -10,25 +10,23 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import copier
-import yaml
 from copier.errors import CopierError
 
 from mlfolio import _env, _git
-from mlfolio._console import QUIET, Steps
+from mlfolio._answers import read_answers, template_version
+from mlfolio._console import QUIET, Steps, run_step
 from mlfolio._errors import MlfolioError
 
-ANSWERS_FILE = ".copier-answers.yml"
 DEPENDENCY_FILES = ("pyproject.toml", "uv.lock")
 _MARKER = re.compile(r"^(<{7}|>{7}) ", re.MULTILINE)
 
 Conflict = Literal["inline", "rej"]
-T = TypeVar("T")
 
 
 @dataclass
@@ -53,13 +51,6 @@ def parse_data(pairs: list[str]) -> dict[str, str]:
             raise MlfolioError(f"--data {pair!r}: expected QUESTION=VALUE, e.g. --data serving=fastapi")
         data[key.strip()] = value
     return data
-
-
-def _answers(project: Path) -> dict[str, Any]:
-    path = project / ANSWERS_FILE
-    if not path.is_file():
-        raise MlfolioError(f"{project} has no {ANSWERS_FILE}: it was not generated from a Copier template")
-    return dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
 def check_clean(project: Path) -> None:
@@ -119,18 +110,7 @@ def _copier_update(
         )
     except (CopierError, ValueError) as error:
         raise MlfolioError(str(error)) from error
-    version = _answers(project).get("_commit")
-    return str(version) if version else None
-
-
-def _step(steps: Steps, title: str, quiet: bool, action: Callable[[], T]) -> T:
-    """Run ``action`` as a step; with a spinner only when Copier will not prompt (``quiet``)."""
-    if quiet:
-        with steps.step(title):
-            return action()
-    value = action()
-    steps.done(title)
-    return value
+    return template_version(read_answers(project))
 
 
 def run_update(
@@ -151,23 +131,23 @@ def run_update(
     project itself is untouched. Raises MlfolioError for a dirty tree or a failed update.
     """
     project = path.expanduser().resolve()
-    old = _answers(project)
+    old = read_answers(project)
     check_clean(project)
     result = UpdateResult(path=project, old_version=old.get("_commit"), new_version=None, pretend=pretend)
     if pretend:
         with tempfile.TemporaryDirectory(prefix="mlfolio-pretend-") as scratch:
             clone = Path(scratch) / project.name
             _git.git("clone", "--quiet", str(project), str(clone), cwd=Path(scratch))
-            result.new_version = _step(
-                steps, "Update a throwaway clone (pretend)", defaults,
-                lambda: _copier_update(clone, data or {}, vcs_ref, conflict, defaults),
+            result.new_version = run_step(
+                steps, "Update a throwaway clone (pretend)",
+                lambda: _copier_update(clone, data or {}, vcs_ref, conflict, defaults), spinner=defaults,
             )  # fmt: skip
             result.changed = _git.status(clone)
             result.conflicts = conflicts(clone, result.changed)
         return result
-    result.new_version = _step(
-        steps, f"copier update {old.get('_commit', '?')} -> {vcs_ref or 'latest'}", defaults,
-        lambda: _copier_update(project, data or {}, vcs_ref, conflict, defaults),
+    result.new_version = run_step(
+        steps, f"copier update {old.get('_commit', '?')} -> {vcs_ref or 'latest'}",
+        lambda: _copier_update(project, data or {}, vcs_ref, conflict, defaults), spinner=defaults,
     )  # fmt: skip
     result.changed = _git.status(project)
     result.conflicts = conflicts(project, result.changed)
