@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import re
 import shutil
@@ -32,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import answers, free_port, http, project_env, render, run
+from tests.helpers import answers, free_port, http, project_env, render, run, serve_command, server_process
 
 RAW_APP = '''\
 """Raw ASGI floor for benchmarks/serve.py: the same model call, nothing else."""
@@ -78,32 +76,6 @@ if __name__ == "__main__":
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=False, log_level="warning",
                 loop="uvloop", http="httptools")
 '''
-
-
-@contextlib.contextmanager
-def server(command: list[str], project: Path, port: int, log: Path) -> Iterator[str]:
-    """Start a server process, wait for /health, yield its base URL, stop it."""
-    with log.open("w") as handle:
-        process = subprocess.Popen(command, cwd=project, env=project_env(), stdout=handle, stderr=handle)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited:\n{log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError):
-                if http("GET", f"{base}/health", timeout=2)[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy")
-            time.sleep(0.3)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 WRK_SCRIPT = """\
@@ -230,13 +202,13 @@ def main() -> None:
         raw_script = project / ".bench_raw_asgi.py"
         raw_script.write_text(RAW_APP.format(slug=slug))
         api_port, raw_port = free_port(), free_port()
-        api_cmd = ["uv", "run", "--frozen", "python", "-m", slug, "serve", "--port", str(api_port)]
+        api_cmd = serve_command(project, api_port)
         raw_cmd = ["uv", "run", "--frozen", "python", raw_script.name, str(raw_port)]
         results: dict[tuple[str, int, int], dict[str, float]] = {}
         try:
             with (
-                server(api_cmd, project, api_port, workdir / "api.log") as api,
-                server(raw_cmd, project, raw_port, workdir / "raw.log") as raw,
+                server_process(api_cmd, project, api_port, workdir / "api.log", startup_timeout=120) as api,
+                server_process(raw_cmd, project, raw_port, workdir / "raw.log", startup_timeout=120) as raw,
             ):
                 example = http("GET", f"{api}/metadata")[1]["example"]
                 for concurrency in (16, 64):

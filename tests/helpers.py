@@ -136,36 +136,33 @@ def _decode(payload: bytes) -> Any:
 
 
 @contextlib.contextmanager
-def served(project: Path, env: Mapping[str, str] | None = None, startup_timeout: float = 90) -> Iterator[str]:
-    """Start the render's own ``serve`` command on a free loopback port; yield its base URL."""
-    slug = answers(project)["project_slug"]
-    port = free_port()
-    command = [
-        "uv",
-        "run",
-        "--frozen",
-        "python",
-        "-m",
-        slug,
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log = (project / ".serve.log").open("w")
-    process = subprocess.Popen(command, cwd=project, env=dict(env or project_env()), stdout=log, stderr=log)
+def server_process(
+    command: list[str],
+    project: Path,
+    port: int,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    startup_timeout: float = 90,
+) -> Iterator[str]:
+    """Start a server process in ``project``, wait until ``/health`` answers 200, yield its base URL.
+
+    Its output goes to ``log_path``, whose tail is in the error when it exits or never gets healthy.
+    """
     base = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        environment = dict(env or project_env())
+        process = subprocess.Popen(command, cwd=project, env=environment, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
-            assert process.poll() is None, f"server exited: {(project / '.serve.log').read_text()[-3000:]}"
-            try:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            with contextlib.suppress(OSError):
                 if http("GET", f"{base}/health", timeout=2)[0] == 200:
                     break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not become healthy"
+            if time.monotonic() > deadline:
+                tail = log_path.read_text()[-3000:]
+                raise RuntimeError(f"server not healthy in {startup_timeout} s:\n{tail}")
             time.sleep(0.3)
         yield base
     finally:
@@ -174,7 +171,25 @@ def served(project: Path, env: Mapping[str, str] | None = None, startup_timeout:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()
+
+
+def serve_command(project: Path, port: int) -> list[str]:
+    """The render's own ``serve`` command on a loopback port."""
+    slug = answers(project)["project_slug"]
+    return [
+        *("uv", "run", "--frozen", "python", "-m", slug, "serve"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+    ]
+
+
+@contextlib.contextmanager
+def served(project: Path, env: Mapping[str, str] | None = None, startup_timeout: float = 90) -> Iterator[str]:
+    """Start the render's own ``serve`` command on a free loopback port; yield its base URL."""
+    port = free_port()
+    with server_process(
+        serve_command(project, port), project, port, project / ".serve.log", env, startup_timeout
+    ) as base:
+        yield base
 
 
 def uv_available() -> bool:
