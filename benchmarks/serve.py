@@ -13,7 +13,7 @@ and JSON access log on). So the ratio is what the API layer costs on top of the 
 The load is bounded: a fixed number of concurrent keep-alive connections (16 and 64), single-row
 and 100-row bodies, and a fixed duration per cell (``wrk`` with one thread, when installed: it
 costs the server far less CPU than a Python client) or a fixed number of requests with a time cap
-(the ``httpx`` fallback). The two servers are measured in alternation, ``--rounds`` times, and the
+(the ``httpx2`` fallback). The two servers are measured in alternation, ``--rounds`` times, and the
 best round of each is kept, so a burst of unrelated load on a shared machine does not decide the
 ratio. ``--param`` overrides ``model.params`` before training, e.g. a smaller forest to measure the
 API layer against a model call of a millisecond or two rather than the demo forest's.
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -133,8 +133,8 @@ async def load(url: str, body: bytes, requests: int, concurrency: int, cap: floa
     errors = 0
     remaining = requests
     headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx2.AsyncClient(limits=limits, timeout=30) as client:
         for _ in range(min(50, requests)):  # warm-up: connections, caches, the model's first call
             await client.post(url, content=body, headers=headers)
         start = time.perf_counter()
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk: seconds per cell and round")
     parser.add_argument(
-        "--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
+        "--client", choices=("wrk", "httpx2"), default="wrk" if shutil.which("wrk") else "httpx2"
     )
     parser.add_argument("--param", action="append", default=[], help="model.params override, KEY=VALUE")
     args = parser.parse_args()
