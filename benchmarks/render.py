@@ -35,7 +35,8 @@ def render_times(workdir: Path, repeats: int, framework: str) -> dict[str, list[
     times: dict[str, list[float]] = {"copier copy": [], "mlfolio new --no-git --no-install": []}
     for index in range(repeats):
         copier_dest, mlfolio_dest = workdir / f"copier-{index}", workdir / f"mlfolio-{index}"
-        copier_cmd = [copier_bin(), "copy", "--defaults", "--quiet", "--data", f"framework={framework}"]
+        copier_cmd = [copier_bin(), "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD"]
+        copier_cmd += ["--data", f"framework={framework}"]
         times["copier copy"].append(timed([*copier_cmd, str(ROOT), str(copier_dest)], ROOT))
         mlfolio_cmd = [
             mlfolio,

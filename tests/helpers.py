@@ -86,8 +86,12 @@ def run(
 
 
 def render(dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT) -> Path:
-    """Plain ``copier copy --defaults`` (no --trust) from this checkout into ``dest``."""
-    command = [copier_bin(), "copy", "--defaults", "--quiet"]
+    """Plain ``copier copy --defaults`` (no --trust) from this checkout into ``dest``.
+
+    At ``HEAD`` with the uncommitted changes: without ``--vcs-ref`` Copier renders the newest release
+    tag, not the template under test.
+    """
+    command = [copier_bin(), "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD"]
     for key, value in (data or {}).items():
         command += ["--data", f"{key}={value}"]
     run([*command, str(src), str(dest)], cwd=src)

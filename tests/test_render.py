@@ -93,7 +93,17 @@ def test_serving_none_leaves_no_server(tmp_path: Path) -> None:
 def test_invalid_answer_fails_before_any_file_is_written(tmp_path: Path, key: str, value: str) -> None:
     dest = tmp_path / "dest"
     result = subprocess.run(
-        [copier_bin(), "copy", "--defaults", "--data", f"{key}={value}", str(ROOT), str(dest)],
+        [
+            copier_bin(),
+            "copy",
+            "--defaults",
+            "--vcs-ref",
+            "HEAD",
+            "--data",
+            f"{key}={value}",
+            str(ROOT),
+            str(dest),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,8 @@ force-include), so ``mlfolio new`` works offline. Copier can only *update* from 
 the bundle is committed and tagged ``v<mlfolio version>`` in a local release repository (one commit
 per installed version, kept across upgrades): a project made with mlfolio 0.1 updates to the
 template of mlfolio 0.2 once that is installed. An editable install uses the checkout two levels
-above the package instead, which is a Git repository already.
+above the package instead, which is a Git repository already, at ``HEAD`` (with any uncommitted
+changes): Copier's own default would be the newest release tag, not the template being worked on.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def default_template() -> tuple[Path, str | None]:
     if (BUNDLED / "copier.yml").is_file():
         return release_repo(BUNDLED, __version__, data_dir())
     if (CHECKOUT / "copier.yml").is_file():
-        return CHECKOUT, None
+        return CHECKOUT, "HEAD"
     raise MlfolioError(
         "No bundled template found: this mlfolio installation is incomplete. "
         "Reinstall it, or pass --template PATH_OR_GIT_URL."
