@@ -2,13 +2,17 @@
 
 Fast tests render without installing and run the validators this repository locks
 (check-jsonschema, zizmor, hadolint); each validator is also shown failing on a broken input, so a
-pass means something. The slow ones install a render of each framework and run its own hooks.
+pass means something. The slow ones install a render of each framework and run its own hooks, and
+rehearse the Docker image: no OCI builder can pull a base image here (registries other than the
+package indexes are unreachable), so the Dockerfile's own instructions are followed on the host.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, project_env, render, run
+from tests.helpers import ROOT, free_port, http, project_env, render, run, server_process
 
 BIN = Path(sys.executable).parent
 FRAMEWORKS = ["sklearn", "xgboost", "pytorch", "tensorflow"]
@@ -288,3 +292,138 @@ def test_new_leaves_a_custom_hooks_path_alone(tmp_path: Path, monkeypatch: pytes
     assert not result.hooks
     assert any("core.hooksPath" in note for note in result.notes), result.notes
     assert not (tmp_path / "p" / ".git" / "hooks" / "commit-msg").exists()
+
+
+# ---------------------------------------------------------------- the image, without an engine
+
+
+def dockerfile_stages(dockerfile: Path) -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions, continuation lines joined: ``{stage name: [(INSTRUCTION, args)]}``."""
+    text = re.sub(r"\\\n\s*", "", dockerfile.read_text())
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, args = line.partition(" ")
+        if instruction.upper() == "FROM":
+            current = stages.setdefault(args.split(" AS ")[-1].strip(), [])
+        current.append((instruction.upper(), args.strip()))
+    return stages
+
+
+def rehearse_stage(
+    instructions: list[tuple[str, str]],
+    root: Path,
+    context: Path,
+    stages: dict[str, Path],
+    env: dict[str, str],
+) -> tuple[Path, dict[str, str]]:
+    """Follow one stage's instructions with ``root`` standing for ``/``; return its workdir and env.
+
+    The host's Python and uv stand in for the base images; ``COPY --from`` reads a stage already
+    rehearsed; ``RUN`` runs verbatim, with user management and ``chown`` as no-ops (no root here).
+    """
+    shims = root / ".shims"
+    shims.mkdir(parents=True)
+    for name in ("groupadd", "useradd", "chown"):
+        (shims / name).write_text("#!/bin/sh\nexit 0\n")
+        (shims / name).chmod(0o755)
+    env = {**env, "PATH": f"{shims}:{env['PATH']}"}
+    workdir = root
+
+    def inside(path: str) -> Path:
+        return root / path.lstrip("/") if path.startswith("/") else workdir / path
+
+    for instruction, args in instructions:
+        if instruction == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                env[key] = value.replace("/app", str(root / "app")).replace("$PATH", env["PATH"])
+        elif instruction == "WORKDIR":
+            workdir = inside(args)
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif instruction == "COPY":
+            *sources, target = shlex.split(args)
+            source_root = context
+            if sources[0].startswith("--from="):
+                stage = sources.pop(0).removeprefix("--from=")
+                if stage not in stages:  # an image (uv's): the host's uv stands in for it
+                    continue
+                source_root = stages[stage]
+            for source in sources:  # Docker's rules: a folder's contents, a file into a folder/
+                origin, destination = source_root / source.lstrip("/"), inside(target)
+                if origin.is_dir():
+                    shutil.copytree(origin, destination, symlinks=True, dirs_exist_ok=True)
+                elif target.endswith("/"):
+                    destination.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(origin, destination / origin.name)
+                else:
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(origin, destination)
+        elif instruction == "RUN":
+            run(["bash", "-euo", "pipefail", "-c", args], cwd=workdir, env=env, timeout=900)
+    return workdir, env
+
+
+@pytest.mark.slow
+def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
+    """No OCI builder can pull base images here, so the Dockerfile's own steps are followed instead.
+
+    What the image build would prove and a lint cannot: ``.dockerignore`` lets through what the
+    build needs (Docker's own matching, from docker-py), ``uv sync --frozen --no-dev --no-editable``
+    installs every runtime dependency and the package with its data files, and the final stage's
+    files alone (the venv, ``configs/``, ``models/model``; no ``src/``, no dev tools) serve a
+    prediction through the image's ``CMD`` and pass its ``HEALTHCHECK``.
+    """
+    from docker.utils.build import exclude_paths
+
+    project = render(tmp_path / "project")
+    slug = yaml.safe_load((project / ".copier-answers.yml").read_text())["project_slug"]
+    env = project_env(tmp_path)
+    run(["uv", "sync", "--quiet"], cwd=project, env=env)
+    for stage in ("data", "train"):
+        run(["uv", "run", "--frozen", "python", "-m", slug, stage], cwd=project, env=env)
+
+    context = tmp_path / "context"
+    patterns = [p for p in (project / ".dockerignore").read_text().splitlines() if p and p[0] != "#"]
+    for name in exclude_paths(str(project), patterns):
+        source = project / name
+        if source.is_file():
+            (context / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, context / name)
+    sent = {path.relative_to(context).parts[0] for path in context.rglob("*")}
+    # Docker always sends its own two files along; nothing else leaves the project unless named.
+    wanted = {"pyproject.toml", "uv.lock", "README.md", "src", "configs", "models"}
+    assert sent == wanted | {"Dockerfile", ".dockerignore"}, sent
+    assert not list(context.rglob("__pycache__"))
+
+    stages = dockerfile_stages(project / "Dockerfile")
+    assert list(stages) == ["uv", "builder", "runtime"]
+    build_env = {k: v for k, v in env.items() if not k.startswith("UV_PROJECT")}
+    built = {"builder": tmp_path / "builder"}
+    rehearse_stage(stages["builder"], built["builder"], context, {}, build_env)
+    workdir, runtime_env = rehearse_stage(stages["runtime"], tmp_path / "runtime", context, built, build_env)
+    shutil.rmtree(built["builder"])  # as in the image: nothing of the builder stage is left but its copies
+
+    assert sorted(p.name for p in workdir.iterdir()) == [".venv", "configs", "data", "models"]
+    assert not (workdir / "src").exists()
+    venv_python = workdir / ".venv" / "bin" / "python"
+    installed = run([str(venv_python), "-m", "pip", "--version"], cwd=workdir, env=runtime_env, check=False)
+    assert installed.returncode != 0, "pip is not in the image's venv (uv installs without it)"
+    for dev_tool in ("pytest", "ruff", "mypy"):
+        assert not (workdir / ".venv" / "bin" / dev_tool).exists(), f"{dev_tool} in the image"
+
+    port = free_port()
+    command = json.loads(dict(stages["runtime"])["CMD"])
+    command = [str(port) if part == "8000" else part for part in command]
+    with server_process(command, workdir, port, tmp_path / "image.log", runtime_env) as base:
+        healthcheck = dict(stages["runtime"])["HEALTHCHECK"].split(" CMD ", 1)[1]
+        probe = [part.replace(":8000/", f":{port}/") for part in json.loads(healthcheck)]
+        run(probe, cwd=workdir, env=runtime_env)
+        example = http("GET", f"{base}/metadata")[1]["example"]
+        status, body = http("POST", f"{base}/predict", {"records": [example]})
+        assert status == 200, body
+        assert len(body["predictions"]) == 1
+    assert (workdir / "data" / "predictions" / "predictions.jsonl").is_file(), "the writable place is used"
