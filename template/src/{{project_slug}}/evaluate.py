@@ -79,11 +79,13 @@ def baseline_metrics(
 
 
 def slice_groups(column: pd.Series, bins: int) -> pd.Series:
-    """Group labels: categories as they are, numeric columns cut into quantile bins."""
+    """Group labels as an ordered categorical: categories sorted, numeric columns cut into
+    quantile bins kept in numeric order (so reports read low to high, not "10" before "9")."""
     if pd.api.types.is_numeric_dtype(column) and column.nunique() > bins:
         intervals = pd.qcut(column, q=bins, duplicates="drop")
-        return intervals.map(lambda bin_: f"{bin_.left:.4g} to {bin_.right:.4g}").astype(str)
-    return column.astype(object).where(column.notna(), "<missing>").astype(str)
+        return intervals.cat.rename_categories(lambda bin_: f"{bin_.left:.4g} to {bin_.right:.4g}")
+    labels = column.astype(object).where(column.notna(), "<missing>").astype(str)
+    return labels.astype(pd.CategoricalDtype(sorted(labels.unique()), ordered=True))
 
 
 def slice_metrics(
@@ -105,8 +107,10 @@ def slice_metrics(
     groups = slice_groups(test[column], config.evaluation.slice_bins)
     y_true = test[trained.schema.target]
     rows = []
-    for group in sorted(groups.unique()):
+    for group in groups.cat.categories:
         mask = (groups == group).to_numpy()
+        if not mask.any():
+            continue
         values = _metrics(trained, config, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
         value = values.get(metric)
         if metric in POSITIVE_CLASS_METRICS and trained.metadata["positive_class"] not in set(y_true[mask]):
