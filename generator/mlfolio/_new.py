@@ -7,6 +7,7 @@ succeeded, so a bad answer or an interrupted render never leaves a half-written 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -159,7 +160,8 @@ def run_new(
     Answers come from ``data_file`` overridden by ``data``; the rest are asked interactively, or
     take their defaults with ``defaults=True``. Raises MlfolioError with a message for the user.
     """
-    dest = dest.expanduser().absolute()
+    # Absolute and without "..", for the messages and the answers file; symlinks stay as given.
+    dest = Path(os.path.abspath(dest.expanduser()))
     answers = {**load_data_file(data_file), **(data or {})}
     title = f"Render the template into {dest}"
     options: dict[str, Any] = {"template": template, "vcs_ref": vcs_ref, "defaults": defaults, "force": force}
