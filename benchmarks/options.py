@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import answers, project_env, render, run
+from tests.helpers import answers, megabytes, project_env, render, run
 
 OPTIONS = {
     "default": {},
@@ -43,10 +42,6 @@ def pipeline_commands(project: Path, option: str) -> list[list[str]]:
     slug = answers(project)["project_slug"]
     stages = ("data", "tune", "train", "evaluate") if option == "tuning=optuna" else STAGES
     return [["uv", "run", "--frozen", "python", "-m", slug, stage] for stage in stages]
-
-
-def megabytes(folder: Path) -> int:
-    return int(subprocess.run(["du", "-sm", str(folder)], capture_output=True, text=True).stdout.split()[0])
 
 
 def measure(workdir: Path, option: str, data: dict[str, str], framework: str) -> dict[str, float]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import ROOT, answers, copier_bin, http, project_env, render, run, served
+from tests.helpers import ROOT, answers, copy_command, http, project_env, render, run, served
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -35,9 +35,8 @@ def render_times(workdir: Path, repeats: int, framework: str) -> dict[str, list[
     times: dict[str, list[float]] = {"copier copy": [], "mlfolio new --no-git --no-install": []}
     for index in range(repeats):
         copier_dest, mlfolio_dest = workdir / f"copier-{index}", workdir / f"mlfolio-{index}"
-        copier_cmd = [copier_bin(), "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD"]
-        copier_cmd += ["--data", f"framework={framework}"]
-        times["copier copy"].append(timed([*copier_cmd, str(ROOT), str(copier_dest)], ROOT))
+        copier_cmd = copy_command(copier_dest, {"framework": framework})
+        times["copier copy"].append(timed(copier_cmd, ROOT))
         mlfolio_cmd = [
             mlfolio,
             "new",

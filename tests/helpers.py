@@ -85,17 +85,29 @@ def run(
     return result
 
 
-def render(dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT) -> Path:
-    """Plain ``copier copy --defaults`` (no --trust) from this checkout into ``dest``.
+def copy_command(
+    dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT, quiet: bool = True
+) -> list[str]:
+    """Plain ``copier copy --defaults`` (no --trust) of ``src`` into ``dest``.
 
     At ``HEAD`` with the uncommitted changes: without ``--vcs-ref`` Copier renders the newest release
     tag, not the template under test.
     """
-    command = [copier_bin(), "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD"]
+    command = [copier_bin(), "copy", "--defaults", "--vcs-ref", "HEAD", *(["--quiet"] if quiet else [])]
     for key, value in (data or {}).items():
         command += ["--data", f"{key}={value}"]
-    run([*command, str(src), str(dest)], cwd=src)
+    return [*command, str(src), str(dest)]
+
+
+def render(dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT) -> Path:
+    """Render this checkout into ``dest`` with plain Copier; fails the caller if Copier fails."""
+    run(copy_command(dest, data, src), cwd=src)
     return dest
+
+
+def megabytes(folder: Path) -> int:
+    """Disk use of a folder (``du -sm``), e.g. a render's installed environment."""
+    return int(subprocess.run(["du", "-sm", str(folder)], capture_output=True, text=True).stdout.split()[0])
 
 
 def answers(project: Path) -> dict[str, Any]:

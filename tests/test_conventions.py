@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, free_port, http, project_env, render, run, server_process
+from tests.helpers import ROOT, answers, free_port, http, project_env, render, run, server_process
 
 BIN = Path(sys.executable).parent
 FRAMEWORKS = ["sklearn", "xgboost", "pytorch", "tensorflow"]
@@ -380,7 +380,7 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     from docker.utils.build import exclude_paths
 
     project = render(tmp_path / "project")
-    slug = yaml.safe_load((project / ".copier-answers.yml").read_text())["project_slug"]
+    slug = answers(project)["project_slug"]
     env = project_env(tmp_path)
     run(["uv", "sync", "--quiet"], cwd=project, env=env)
     for stage in ("data", "train"):

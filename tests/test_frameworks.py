@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import answers, http, project_env, render, run, served
+from tests.helpers import answers, http, megabytes, project_env, render, run, served
 
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "tensorflow")
 # The modules that must be the same text whatever the framework.
@@ -240,11 +240,7 @@ def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task:
         schema = json.loads((project / "data" / "processed" / "schema.json").read_text())
         assert sorted(schema["classes"]) == ["Adelie", "Chinstrap", "Gentoo"]
 
-    venv_mb = int(
-        subprocess.run(["du", "-sm", str(project / ".venv")], capture_output=True, text=True).stdout.split()[
-            0
-        ]
-    )
+    venv_mb = megabytes(project / ".venv")
     record(
         {
             "framework": framework,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, answers, copier_bin, http, project_env, render, run, served
+from tests.helpers import ROOT, answers, copy_command, http, project_env, render, run, served
 
 # ---------------------------------------------------------------- fast: the render itself
 
@@ -93,17 +93,7 @@ def test_serving_none_leaves_no_server(tmp_path: Path) -> None:
 def test_invalid_answer_fails_before_any_file_is_written(tmp_path: Path, key: str, value: str) -> None:
     dest = tmp_path / "dest"
     result = subprocess.run(
-        [
-            copier_bin(),
-            "copy",
-            "--defaults",
-            "--vcs-ref",
-            "HEAD",
-            "--data",
-            f"{key}={value}",
-            str(ROOT),
-            str(dest),
-        ],
+        copy_command(dest, {key: value}, quiet=False),
         capture_output=True,
         text=True,
         timeout=120,
