@@ -28,7 +28,14 @@ class DataConfig(_Section):
     source: str
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     target: str
+    # Text encoding of a CSV; null reads UTF-8 and detects another encoding when that fails.
+    encoding: str | None = None
+    # Columns left out of the features, by their names in the file.
     drop_columns: list[str] = []
+    # Identifier-like columns (near-unique text) are left out unless listed here.
+    keep_columns: list[str] = []
+    # Exact duplicate rows are data (two people can answer alike): kept unless this says otherwise.
+    drop_duplicates: bool = False
     test_size: float = Field(default=0.2, gt=0, lt=0.5)
     validation_size: float = Field(default=0.2, gt=0, lt=0.5)
     min_rows: int = Field(default=50, ge=10)
@@ -40,7 +47,10 @@ class ModelConfig(_Section):
 
 class EvaluationConfig(_Section):
     metric: Literal["f1", "accuracy", "roc_auc", "precision", "recall", "rmse", "mae", "r2"]
-    threshold: float
+    # Absolute target for the metric; null leaves the gate to baseline_margin alone.
+    threshold: float | None
+    # Share of the gap between the best dummy baseline and a perfect score the model must close.
+    baseline_margin: float = Field(default=0.1, ge=0, lt=1)
     slice_column: str | None = None
     slice_bins: int = Field(default=4, ge=2, le=20)
     slice_tolerance: float = Field(default=0.1, ge=0)
@@ -59,6 +69,14 @@ class ServingConfig(_Section):
     log_predictions: bool = False
     # Origins allowed to call the API from a browser; empty means CORS stays off.
     cors_origins: list[str] = []
+    # A category the model never saw: "refuse" (422 naming the field and the allowed values) or
+    # "accept" (predicted, counted in the response and in /metrics).
+    unknown_categories: Literal["refuse", "accept"] = "refuse"
+    # Records with a larger share of missing (null) features get 422: no confident guess from nothing.
+    max_missing_share: float = Field(default=0.5, ge=0, le=1)
+    # The prediction log is rotated past this size; this many rotated files are kept.
+    log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    log_keep_files: int = Field(default=5, ge=1)
 
 
 class SearchDimension(_Section):
@@ -100,7 +118,13 @@ class MonitorConfig(_Section):
     # The logged predictions replace `current` once they hold at least this many rows.
     min_logged_rows: int = Field(default=100, ge=1)
     psi_threshold: float = Field(default=0.2, gt=0)
+    # A feature drifts when its PSI passes the threshold and the test of the two samples (KS or
+    # chi-square) is significant at this level: a handful of rows is never called drift.
+    p_value: float = Field(default=0.01, gt=0, lt=1)
+    min_rows: int = Field(default=30, ge=1)
     drift_share: float = Field(default=0.3, gt=0, le=1)
+    # The newest logged rows read, at most (the log is streamed; memory stays bounded).
+    max_logged_rows: int = Field(default=100_000, ge=1)
 
 
 class Config(_Section):
@@ -138,7 +162,13 @@ class Config(_Section):
 
     @property
     def model_dir(self) -> Path:
+        """The served model (a complete bundle); promotion swaps candidates in."""
         return self.root / "models" / "model"
+
+    @property
+    def candidates_dir(self) -> Path:
+        """One folder per training run, until evaluation promotes it (or keeps it, gate failed)."""
+        return self.root / "models" / "candidates"
 
     @property
     def predictions_dir(self) -> Path:

@@ -58,5 +58,27 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict
     return {name: round(float(value), 6) for name, value in result.items()}
 
 
-def passes(value: float, threshold: float, higher_is_better: bool) -> bool:
-    return value >= threshold if higher_is_better else value <= threshold
+def perfect(metric: str) -> float:
+    """The best value a metric can take: 0 for an error, 1 for a score."""
+    return 0.0 if metric in {"rmse", "mae"} else 1.0
+
+
+def gate(
+    metric: str, value: float, baseline: float, threshold: float | None, margin: float
+) -> dict[str, Any]:
+    """Pass when the threshold (if any) is met and the model closes ``margin`` of the gap between
+    the best dummy baseline and a perfect score. A baseline that is already perfect cannot be beaten."""
+    higher_is_better = metric not in {"rmse", "mae"}
+    gap = perfect(metric) - baseline
+    gain = (value - baseline) / gap if gap else 0.0
+    meets_threshold = threshold is None or (value >= threshold if higher_is_better else value <= threshold)
+    return {
+        "metric": metric,
+        "value": value,
+        "threshold": threshold,
+        "baseline": baseline,
+        "baseline_margin": margin,
+        "gain_over_baseline": round(gain, 6),
+        "higher_is_better": higher_is_better,
+        "passed": bool(meets_threshold and gain >= margin and (gap or margin == 0)),
+    }

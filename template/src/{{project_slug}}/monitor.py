@@ -6,6 +6,12 @@ against its predictions on the validation split (a shift there is what users not
 share of drifted features crosses the configured level, or the predictions shift, the stage says
 so with exit code 3: time to retrain.
 
+Drift is a claim about populations, so it needs evidence: a feature counts as drifted only when its
+PSI passes the threshold *and* the two-sample test (KS for numbers, chi-square for categories) is
+significant, on at least ``monitor.min_rows`` current rows. Every row of the report carries its
+sample sizes; a handful of rows is reported, never called drift. Categories the model never saw are
+reported as a share of the current rows.
+
 What it watches: the predictions the API logged under ``data/predictions/`` once they hold
 ``monitor.min_logged_rows`` rows, else ``monitor.current`` (or any CSV/parquet given to it).
 """
@@ -13,6 +19,7 @@ What it watches: the predictions the API logged under ``data/predictions/`` once
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,28 +78,55 @@ def categorical_psi(reference: pd.Series, current: pd.Series) -> float:
     return psi(counts(reference), counts(current))
 
 
+def categorical_pvalue(reference: pd.Series, current: pd.Series) -> float | None:
+    """Chi-square test that both samples come from one distribution of categories (missing included)."""
+    ref = reference.astype(object).where(reference.notna(), "<missing>").astype(str).value_counts()
+    cur = current.astype(object).where(current.notna(), "<missing>").astype(str).value_counts()
+    table = pd.concat([ref, cur], axis=1).fillna(0).to_numpy()
+    if table.shape[0] < 2:
+        return None  # one category on both sides: nothing to test
+    return float(stats.chi2_contingency(table).pvalue)
+
+
 def feature_drift(
-    feature: Feature, reference: pd.Series, current: pd.Series, threshold: float
+    feature: Feature, reference: pd.Series, current: pd.Series, config: Config
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"feature": feature.name, "kind": feature.kind}
+    """PSI, the two-sample test's p-value and the sample sizes; drifted only when both agree."""
+    monitor_config = config.monitor
+    row: dict[str, Any] = {
+        "feature": feature.name,
+        "kind": feature.kind,
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+    }
     if feature.kind == "numeric":
         row["psi"] = round(numeric_psi(reference.astype(float), current.astype(float)), 6)
         ks = stats.ks_2samp(reference.dropna(), current.dropna()) if current.notna().any() else None
-        row["ks_pvalue"] = None if ks is None else round(float(ks.pvalue), 6)
+        row["pvalue"] = None if ks is None else round(float(ks.pvalue), 6)
+        row["test"] = "KS"
     else:
         row["psi"] = round(categorical_psi(reference, current), 6)
-    row["drifted"] = row["psi"] > threshold
+        pvalue = categorical_pvalue(reference, current)
+        row["pvalue"] = None if pvalue is None else round(pvalue, 6)
+        row["test"] = "chi-square"
+        if feature.categories is not None:
+            seen = set(feature.categories)
+            present = current.dropna().astype(str)
+            row["unseen_share"] = round(float((~present.isin(seen)).mean()), 6) if len(present) else 0.0
+    enough = len(current) >= monitor_config.min_rows
+    significant = row["pvalue"] is not None and row["pvalue"] < monitor_config.p_value
+    row["drifted"] = bool(enough and significant and row["psi"] > monitor_config.psi_threshold)
     return row
 
 
 def prediction_drift(
-    reference: pd.Series, current: pd.Series, classification: bool, threshold: float
+    reference: pd.Series, current: pd.Series, classification: bool, config: Config
 ) -> dict[str, Any]:
     """Shift of the model's outputs: labels as categories, regression values as numbers."""
     target = Feature(name="prediction", kind="categorical" if classification else "numeric")
     if classification:
         reference, current = reference.astype(str), current.astype(str)
-    row = feature_drift(target, reference, current, threshold)
+    row = feature_drift(target, reference, current, config)
     if classification:
         row["reference_share"] = reference.value_counts(normalize=True).round(4).to_dict()
         row["current_share"] = current.value_counts(normalize=True).round(4).to_dict()
@@ -111,11 +145,14 @@ def detect_drift(
     if current.empty:
         raise ValueError("current data has no rows")
     threshold = config.monitor.psi_threshold
-    rows = [feature_drift(f, reference[f.name], current[f.name], threshold) for f in schema.features]
+    rows = [feature_drift(f, reference[f.name], current[f.name], config) for f in schema.features]
     share = sum(row["drifted"] for row in rows) / len(rows)
     return {
         "reference_rows": len(reference),
         "current_rows": len(current),
+        "enough_rows": len(current) >= config.monitor.min_rows,
+        "min_rows": config.monitor.min_rows,
+        "p_value": config.monitor.p_value,
         "psi_threshold": threshold,
         "drift_share": round(share, 4),
         "drift_share_threshold": config.monitor.drift_share,
@@ -140,17 +177,31 @@ def _markdown(report: dict[str, Any], source: str) -> str:
         f"({report['reference_rows']} rows).",
         "",
         f"{verdict} {report['drift_share']:.0%} of features drifted "
-        f"(PSI > {report['psi_threshold']}; retrain at {report['drift_share_threshold']:.0%}).",
+        f"(PSI > {report['psi_threshold']} and p < {report['p_value']}; "
+        f"retrain at {report['drift_share_threshold']:.0%}).",
         "",
+        *(
+            []
+            if report["enough_rows"]
+            else [
+                f"Only {report['current_rows']} current rows (fewer than {report['min_rows']}): "
+                "the statistics are shown, but nothing is called drift on so few rows.",
+                "",
+            ]
+        ),
         prediction_line,
         "",
-        "| Feature | Kind | PSI | KS p-value | Drifted |",
-        "|---|---|---|---|---|",
+        "| Feature | Kind | Rows (ref / current) | PSI | Test | p-value | Unseen categories | Drifted |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["features"]:
-        pvalue = "—" if row.get("ks_pvalue") is None else f"{row['ks_pvalue']:.4f}"
+        pvalue = "—" if row.get("pvalue") is None else f"{row['pvalue']:.4f}"
+        unseen = "—" if row.get("unseen_share") is None else f"{row['unseen_share']:.1%}"
         drifted = "yes" if row["drifted"] else "no"
-        lines.append(f"| {row['feature']} | {row['kind']} | {row['psi']:.4f} | {pvalue} | {drifted} |")
+        lines.append(
+            f"| {row['feature']} | {row['kind']} | {row['reference_rows']} / {row['current_rows']} | "
+            f"{row['psi']:.4f} | {row['test']} | {pvalue} | {unseen} | {drifted} |"
+        )
     lines += ["", "![PSI per feature](figures/drift.png)", ""]
     return "\n".join(lines)
 
@@ -186,13 +237,25 @@ class DriftResult:
         return EXIT_DRIFT if self.retrain else 0
 
 
-def load_logged(config: Config) -> pd.DataFrame | None:
-    """The records the API logged, with a ``prediction`` column; None below ``min_logged_rows``.
+def log_files(config: Config) -> list[Path]:
+    """The prediction log, oldest first: rotated ``predictions.<n>.jsonl`` (higher n is older), then
+    the live file."""
+    folder = config.predictions_dir
 
-    A line that does not parse (a write cut short by a crash) is skipped, not fatal.
+    def age(path: Path) -> int:
+        middle = path.name.removeprefix("predictions.").removesuffix("jsonl").strip(".")
+        return int(middle) if middle.isdigit() else 0
+
+    return sorted(folder.glob("predictions*.jsonl"), key=age, reverse=True)
+
+
+def load_logged(config: Config) -> pd.DataFrame | None:
+    """The newest ``monitor.max_logged_rows`` records the API logged, with a ``prediction`` column;
+    None below ``min_logged_rows``. Streamed line by line, so memory stays bounded however large the
+    log. A line that does not parse (a write cut short by a crash) is skipped, not fatal.
     """
-    rows: list[dict[str, Any]] = []
-    for path in sorted(config.predictions_dir.glob("*.jsonl")):
+    rows: deque[dict[str, Any]] = deque(maxlen=config.monitor.max_logged_rows)
+    for path in log_files(config):
         with path.open(encoding="utf-8") as handle:
             for line in handle:
                 try:
@@ -202,7 +265,7 @@ def load_logged(config: Config) -> pd.DataFrame | None:
                     continue
     if len(rows) < config.monitor.min_logged_rows:
         return None
-    return pd.DataFrame.from_records(rows)
+    return pd.DataFrame.from_records(list(rows))
 
 
 def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema) -> dict[str, Any] | None:
@@ -217,7 +280,7 @@ def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema
         predicted = current[PREDICTION]
     else:
         predicted = pd.Series(trained.model.predict(to_frame(current[schema.names], schema)))
-    return prediction_drift(reference, predicted, config.is_classification, config.monitor.psi_threshold)
+    return prediction_drift(reference, predicted, config.is_classification, config)
 
 
 def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
@@ -229,7 +292,7 @@ def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
         path = current_path or config.resolve(config.monitor.current)
         if not path.is_file():
             raise FileNotFoundError(f"no data to monitor at {path}")
-        source, current = str(path), data.read_table(path)
+        source, current = str(path), data.read_table(path, config.data.encoding)[0]
     schema = data.load_schema(config)
     report = detect_drift(data.load_split(config, "train"), current, schema, config)
     report["prediction"] = _prediction_shift(config, current, schema)

@@ -8,6 +8,7 @@ feature schema. Serving needs nothing else, so a Docker image only has to carry 
 from __future__ import annotations
 
 import platform
+import secrets
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Any
 
 from . import artifacts, data, tracking
 from .config import Config
-from .features import split_xy
+from .features import split_xy, to_frame
 from .metrics import classification_metrics, positive_label, regression_metrics
 from .model import FRAMEWORK, Model, build_model, load_model, save_model
 
@@ -40,6 +41,7 @@ LIBRARIES = (
 class TrainedModel:
     model: Model
     metadata: dict[str, Any]
+    directory: Path
 
     @property
     def schema(self) -> data.Schema:
@@ -82,11 +84,11 @@ def score(model: Model, frame: Any, schema: data.Schema, config: Config, positiv
     return regression_metrics(target.tolist(), predictions.tolist())
 
 
-def train(config: Config, target: Path | None = None) -> TrainedModel:
-    """Fit on the train split, score on validation, publish the bundle atomically.
+def train(config: Config) -> TrainedModel:
+    """Fit on the train split, score on validation, publish the bundle atomically as a candidate.
 
-    The bundle goes to ``models/model`` unless ``target`` names another folder (a retraining
-    candidate, promoted only if it beats the served model).
+    Each run gets its own folder, ``models/candidates/<version>``: runs at the same time never share
+    one. Nothing is served from there; evaluation promotes a candidate that passes its gate.
     """
     schema = data.load_schema(config)
     manifest = data.load_manifest(config)
@@ -102,8 +104,9 @@ def train(config: Config, target: Path | None = None) -> TrainedModel:
         else None
     )
     created = datetime.now(UTC)
+    version = f"{created:%Y%m%d%H%M%S}-{manifest['data_hash'][:8]}-{secrets.token_hex(2)}"
     metadata = {
-        "model_version": f"{created:%Y%m%d%H%M%S}-{manifest['data_hash'][:8]}",
+        "model_version": version,
         "created": created.isoformat(timespec="seconds"),
         "task": config.task,
         **model.describe(),
@@ -116,22 +119,54 @@ def train(config: Config, target: Path | None = None) -> TrainedModel:
         "git_commit": git_commit(config.root),
         "schema": schema.model_dump(mode="json"),
     }
-    with artifacts.staged_dir(target or config.model_dir) as staging:
+    directory = config.candidates_dir / version
+    with artifacts.staged_dir(directory) as staging:
         save_model(model, staging)
+        # The hashes let every later load prove the files are the ones trained (metadata comes last).
+        metadata["files"] = artifacts.file_hashes(staging)
         artifacts.write_json(staging / "metadata.json", metadata)
         tracking.log_training(config, metadata, staging)
-    return TrainedModel(model, metadata)
+    return TrainedModel(model, metadata, directory)
 
 
 def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
-    """Load the published bundle, with a clear message when there is none."""
-    directory = directory or config.model_dir
+    """Load a bundle (the served one unless ``directory`` names another) and prove it is usable.
+
+    The files must match the hashes recorded at training, the model must be this project's
+    (framework, task and target) and it must predict the schema's example record: a bundle that
+    would answer every request with an error is refused here, with one line naming it.
+    """
+    if directory is None:
+        directory = config.model_dir
+        with artifacts.store_lock(directory):
+            artifacts.recover(directory)  # a promotion a crash interrupted is finished or rolled back
     meta_path = directory / "metadata.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"no trained model in {directory}; run the training stage first (make train)")
     metadata = artifacts.read_json(meta_path)
+    _check_bundle(config, directory, metadata)
+    try:
+        trained = TrainedModel(load_model(directory), metadata, directory)
+        trained.model.predict(to_frame([trained.schema.example], trained.schema))
+    except Exception as error:  # any failure here means the bundle is unusable
+        raise artifacts.ArtifactError(f"the model in {directory} cannot be used: {error}") from None
+    return trained
+
+
+def _check_bundle(config: Config, directory: Path, metadata: dict[str, Any]) -> None:
     if metadata.get("framework") != FRAMEWORK:
-        raise ValueError(
+        raise artifacts.ArtifactError(
             f"{directory} holds a {metadata.get('framework')} model, this project uses {FRAMEWORK}"
         )
-    return TrainedModel(load_model(directory), metadata)
+    schema = metadata.get("schema") or {}
+    if (metadata.get("task"), schema.get("target")) != (config.task, config.data.target):
+        raise artifacts.ArtifactError(
+            f"{directory} predicts {schema.get('target')!r} ({metadata.get('task')}); this project "
+            f"predicts {config.data.target!r} ({config.task}): it is another project's model"
+        )
+    for name, expected in (metadata.get("files") or {}).items():
+        path = directory / name
+        if not path.is_file() or artifacts.sha256_file(path) != expected:
+            raise artifacts.ArtifactError(
+                f"{path} is missing or differs from the file trained (sha256 in metadata.json); retrain"
+            )
