@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -368,6 +370,31 @@ def rehearse_stage(
 
 
 @pytest.mark.slow
+def as_image_user(workdir: Path, command: list[str], user: str) -> tuple[Path, list[str]]:
+    """Serve as the image's USER (not the user who trained), as the container would, where root can.
+
+    The files keep the training user as owner, as ``COPY`` without ``--chown`` leaves them: only
+    what the Dockerfile ``chown``s (``data/predictions``) becomes the image user's. The folder moves
+    out of pytest's private temporary tree, which other users cannot enter.
+    """
+    # What the image user needs of the model whoever trained it: every file readable, every folder open.
+    for path in [workdir / "models", *(workdir / "models").rglob("*")]:
+        needed = 0o005 if path.is_dir() else 0o004
+        assert path.stat().st_mode & needed == needed, f"{path} is not readable by the image's user"
+    setpriv = shutil.which("setpriv")
+    interpreter = (workdir / ".venv" / "bin" / "python").resolve()
+    reachable = all(parent.stat().st_mode & 0o001 for parent in interpreter.parents)
+    if os.geteuid() != 0 or setpriv is None or not reachable:
+        return workdir, command  # here the venv's interpreter lives where only its owner may go
+    uid, gid = (int(part) for part in user.split(":"))
+    public = Path(tempfile.mkdtemp(prefix="mlfolio-image-"))
+    public.chmod(0o755)
+    moved = public / "app"
+    shutil.move(workdir, moved)
+    os.chown(moved / "data" / "predictions", uid, gid)
+    return moved, [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *command]
+
+
 def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     """No OCI builder can pull base images here, so the Dockerfile's own steps are followed instead.
 
@@ -383,7 +410,7 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     slug = answers(project)["project_slug"]
     env = project_env(tmp_path)
     run(["uv", "sync", "--quiet"], cwd=project, env=env)
-    for stage in ("data", "train"):
+    for stage in ("data", "train", "evaluate"):  # evaluate promotes the model that passes its gate
         run(["uv", "run", "--frozen", "python", "-m", slug, stage], cwd=project, env=env)
 
     context = tmp_path / "context"
@@ -418,6 +445,7 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     port = free_port()
     command = json.loads(dict(stages["runtime"])["CMD"])
     command = [str(port) if part == "8000" else part for part in command]
+    workdir, command = as_image_user(workdir, command, dict(stages["runtime"])["USER"])
     with server_process(command, workdir, port, tmp_path / "image.log", runtime_env) as base:
         healthcheck = dict(stages["runtime"])["HEALTHCHECK"].split(" CMD ", 1)[1]
         probe = [part.replace(":8000/", f":{port}/") for part in json.loads(healthcheck)]
@@ -427,3 +455,5 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
         assert status == 200, body
         assert len(body["predictions"]) == 1
     assert (workdir / "data" / "predictions" / "predictions.jsonl").is_file(), "the writable place is used"
+    if workdir.parent.name.startswith("mlfolio-image-"):
+        shutil.rmtree(workdir.parent)

@@ -70,6 +70,32 @@ def test_answers_drive_the_config(tmp_path: Path) -> None:
     assert answers(project)["project_slug"] == "progress_forecast"
 
 
+def test_a_csv_project_is_never_described_with_the_demos_text(tmp_path: Path) -> None:
+    answers_ = {
+        "dataset": "csv",
+        "task_type": "regression",
+        "target_column": "price",
+        "data_source": "x/houses.csv",
+    }
+    project = render(tmp_path / "p", answers_)
+    config = yaml.safe_load((project / "configs" / "config.yaml").read_text())
+    for text in (config["project"]["description"], config["problem_statement"]):
+        assert "`price`" in text
+        assert "diabetes" not in text
+        assert "biops" not in text
+    assert "houses.csv" in config["project"]["description"]
+    # An error metric's scale is unknown on the user's data: the gate is the baseline margin alone.
+    assert config["evaluation"]["threshold"] is None
+    assert config["evaluation"]["baseline_margin"] == 0.1
+
+
+def test_a_slice_column_equal_to_the_target_in_another_case_is_refused(tmp_path: Path) -> None:
+    data = {"dataset": "csv", "target_column": "Species", "slice_column": "species"}
+    result = subprocess.run(copy_command(tmp_path / "d", data, quiet=False), capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "slice_column must differ from target_column" in result.stdout + result.stderr
+
+
 def test_serving_none_leaves_no_server(tmp_path: Path) -> None:
     project = render(tmp_path / "p", {"serving": "none"})
     slug = answers(project)["project_slug"]
@@ -84,6 +110,8 @@ def test_serving_none_leaves_no_server(tmp_path: Path) -> None:
     [
         ("project_slug", "9 bad slug"),
         ("project_slug", "class"),
+        ("project_slug", "json"),  # would shadow the standard library inside the project
+        ("project_slug", "pandas"),  # or a dependency
         ("author_email", "not-an-email"),
         ("github_user", "bad user!"),
         ("target_threshold", "1.5"),

@@ -72,7 +72,8 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     run(["uv", "sync", "--quiet"], project, env)
     run(["make", "all"], project, env)
     with served(project, {**env, "API_KEY": API_KEY}) as url:
-        status, meta = http("GET", f"{url}/metadata")
+        assert http("GET", f"{url}/metadata")[0] == 401  # the key protects the model description too
+        status, meta = http("GET", f"{url}/metadata", headers=KEY)
         assert status == 200, meta
         assert meta["api_key_required"] is True
         yield Live(framework, project, env, url, meta)
@@ -148,6 +149,11 @@ def test_demo_page_predicts_in_a_real_browser(live: Live, browser: Any) -> None:
 
     wait = WebDriverWait(browser, 20)
     open_page(browser, f"{live.base}/")
+    # The API has a key, so the page asks for it before it can describe the model.
+    wait.until(ec.visibility_of_element_located((By.ID, "key-form")))
+    assert not browser.find_element(By.ID, "predict-form").is_displayed()
+    browser.find_element(By.ID, "api-key").send_keys(API_KEY)
+    browser.find_element(By.ID, "unlock").click()
     wait.until(ec.visibility_of_element_located((By.ID, "predict-form")))
     assert_loaded_offline(browser, live.base)
     # The form starts from the example; edit one number, as a visitor would.
@@ -157,7 +163,6 @@ def test_demo_page_predicts_in_a_real_browser(live: Live, browser: Any) -> None:
     field = browser.find_element(By.ID, f"feature-{name}")
     field.clear()
     field.send_keys(str(record[name]))
-    browser.find_element(By.ID, "api-key").send_keys(API_KEY)
     browser.find_element(By.ID, "submit").click()
     wait.until(ec.visibility_of_element_located((By.ID, "result")))
     expected = live.predict([record])
@@ -403,7 +408,10 @@ def test_retrain_promotes_only_a_better_model(live: Live) -> None:
     config["model"]["params"] = crippled_params(config["model"]["params"])
     (live.project / "configs" / "worse.yaml").write_text(yaml.safe_dump(config))
     models = live.project / "models"
-    live.cli("train", "--config", "configs/worse.yaml")  # the served model is now a poor one
+    live.cli("train", "--config", "configs/worse.yaml")
+    # A poor model misses its gate, so only the explicit override serves it.
+    assert live.cli("evaluate", "--config", "configs/worse.yaml", check=False).returncode == 1
+    live.cli("promote", "--force", "--config", "configs/worse.yaml")
     poor = tree_hash(models / "model")
 
     live.cli("retrain")
@@ -419,4 +427,4 @@ def test_retrain_promotes_only_a_better_model(live: Live) -> None:
     assert decision["candidate_score"] == decision["current_score"]
     assert tree_hash(models / "model") == good
     assert tree_hash(models / "model.previous") == poor
-    assert not (models / "model.candidate").exists()
+    assert not [p for p in (models / "candidates").iterdir() if p.name.endswith(".staging")]

@@ -103,7 +103,7 @@ def promote(
             reason = f"candidate {metric} {value:.4f} {verb} served {current_score:.4f}"
         else:
             promote_it = True
-            reason = reason or "promoted"
+            reason = f"promoted ({reason})" if reason else "promoted"
             if not gate_passed:
                 reason = f"served although its gate failed (--force); {reason}"
         artifacts.write_json(

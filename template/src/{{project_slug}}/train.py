@@ -126,6 +126,11 @@ def train(config: Config) -> TrainedModel:
         metadata["files"] = artifacts.file_hashes(staging)
         artifacts.write_json(staging / "metadata.json", metadata)
         tracking.log_training(config, metadata, staging)
+    # Which candidate this run made (what DVC's train stage outputs; the folder itself moves on promotion).
+    artifacts.write_json(
+        config.reports_dir / "candidate.json",
+        {"model_version": version, "directory": directory.relative_to(config.root).as_posix()},
+    )
     return TrainedModel(model, metadata, directory)
 
 

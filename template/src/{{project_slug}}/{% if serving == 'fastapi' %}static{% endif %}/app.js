@@ -82,11 +82,15 @@ function detail(body) {
   return body.detail.map((e) => (e.loc || []).slice(-1).join("") + ": " + e.msg).join("; ");
 }
 
-async function predict(event) {
-  event.preventDefault();
-  const headers = { "content-type": "application/json" };
+function keyHeaders(headers) {
   const key = $("api-key").value;
   if (key) headers["X-API-Key"] = key;
+  return headers;
+}
+
+async function predict(event) {
+  event.preventDefault();
+  const headers = keyHeaders({ "content-type": "application/json" });
   $("submit").disabled = true;
   try {
     const response = await fetch("predict", {
@@ -106,7 +110,15 @@ async function predict(event) {
 
 async function start() {
   try {
-    const response = await fetch("metadata");
+    // With API_KEY set on the server, /metadata needs the key too: ask for it, then load again.
+    const response = await fetch("metadata", { headers: keyHeaders({}) });
+    if (response.status === 401) {
+      $("key-form").hidden = false;
+      $("summary").textContent = $("api-key").value
+        ? "That key was refused. Enter the API key to load the model."
+        : "This API needs a key. Enter it to load the model.";
+      return;
+    }
     if (!response.ok) throw new Error("GET /metadata answered " + response.status);
     meta = await response.json();
   } catch (error) {
@@ -118,11 +130,15 @@ async function start() {
   const task = meta.task === "classification" ? "classifies into " + meta.classes.join(", ") : "predicts a number";
   $("summary").textContent =
     meta.architecture + " (" + meta.framework + ", model " + meta.model_version + ") " + task + ". Edit the example and press Predict.";
-  $("key-row").hidden = !meta.api_key_required;
+  $("key-form").hidden = !meta.api_key_required;
   fill(meta.example);
   $("predict-form").hidden = false;
-  $("predict-form").addEventListener("submit", predict);
-  $("reset").addEventListener("click", () => fill(meta.example));
 }
 
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  start();
+});
+$("predict-form").addEventListener("submit", predict);
+$("reset").addEventListener("click", () => fill(meta.example));
 start();
