@@ -188,3 +188,49 @@ def test_new_with_defaults_gives_one_commit_a_synced_env_and_a_clean_tree(tmp_pa
         for hook in ("pre-commit", "commit-msg"):
             assert (dest / ".git" / "hooks" / hook).is_file(), f"{hook} hook not installed"
     run(["uv", "run", "--frozen", "python", "-c", f"import {answers(dest)['project_slug']}"], cwd=dest)
+
+
+def test_interrupting_setup_removes_the_project_this_run_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlfolio import _env
+    from mlfolio._errors import Interrupted
+    from mlfolio._new import run_new
+
+    def interrupted(dest: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_env, "uv_sync", interrupted)
+    dest = tmp_path / "fresh"
+    with pytest.raises(Interrupted, match="removed") as error:
+        run_new(dest, {}, defaults=True, vcs_ref="HEAD")
+    assert error.value.exit_code == 130
+    assert not dest.exists()
+
+
+def test_a_rerun_with_force_resumes_an_interrupted_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlfolio import _env, _git
+    from mlfolio._errors import Interrupted
+    from mlfolio._new import run_new
+
+    dest = tmp_path / "existing"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine")
+
+    def interrupted(dest: Path) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_env, "uv_sync", interrupted)
+    with pytest.raises(Interrupted, match="--force to resume"):
+        run_new(dest, {}, defaults=True, vcs_ref="HEAD", force=True)
+    assert (dest / ".git").is_dir()
+    assert not _git.has_commits(dest)  # the half-set-up state the resume must finish
+    monkeypatch.setattr(_env, "uv_sync", lambda dest: None)
+    monkeypatch.setattr(_env, "install_hooks", lambda dest: True)
+    result = run_new(dest, {}, defaults=True, vcs_ref="HEAD", force=True)
+    assert result.commit
+    assert _git.has_commits(dest)
+    assert (dest / "notes.txt").read_text() == "mine"
+    assert any("resumed" in note for note in result.notes)

@@ -34,24 +34,17 @@ def test_twenty_rounds_of_two_concurrent_retrains_always_leave_a_served_model(tm
     python = str(project / ".venv" / "bin" / "python")
     rng = random.Random(12)  # noqa: S311 - start offsets, not secrets
     served = []
+
+    def retrain() -> subprocess.Popen[str]:
+        command = [python, "-m", slug, "retrain"]
+        return subprocess.Popen(
+            command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
     for _ in range(ROUNDS):
-        first = subprocess.Popen(
-            [python, "-m", slug, "retrain"],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        first = retrain()
         time.sleep(rng.uniform(0, 1))
-        second = subprocess.Popen(
-            [python, "-m", slug, "retrain"],
-            cwd=project,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        second = retrain()
         outputs = [process.communicate(timeout=300)[0] for process in (first, second)]
         assert [first.returncode, second.returncode] == [0, 0], outputs
         version = json.loads(

@@ -229,3 +229,48 @@ def test_evaluation_gate_fails_make_all_when_the_target_is_missed(tmp_path: Path
     result = run(["make", "all"], cwd=project, env=env, check=False)
     assert result.returncode != 0
     assert "gate FAILED" in result.stdout + result.stderr
+
+
+def messy_penguins(path: Path) -> None:
+    """80 real rows made messy as users' files are: cp1252, accented and spaced headers, a near-unique
+    name column, duplicate rows and rows without a target."""
+    import pandas as pd
+
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    frame = pd.read_csv(Path(palmerpenguins.__file__).parent / "data" / "penguins.csv").sample(
+        80, random_state=3
+    )
+    frame = frame.rename(columns={"island": "Île", "bill_length_mm": "Bill length (mm)"})
+    frame["observer"] = [f"Observateur n°{i}" for i in range(len(frame))]
+    frame = pd.concat([frame, frame.head(6)], ignore_index=True)  # two people can record alike
+    frame.loc[frame.index[-3:], "species"] = None
+    frame.to_csv(path, index=False, encoding="cp1252")
+
+
+@pytest.mark.slow
+def test_a_small_messy_real_file_runs_make_all_honestly(tmp_path: Path) -> None:
+    project = render(tmp_path / "p", {**PENGUINS, "slice_column": "Île"})
+    messy_penguins(project / "data" / "raw" / "data.csv")
+    env = project_env(tmp_path)
+    run(["uv", "sync", "--quiet"], cwd=project, env=env)
+    result = run(["make", "all"], cwd=project, env=env)  # no drift between its own splits, by construction
+    output = result.stdout + result.stderr
+    assert "3 without a target: dropped" in output
+    assert "6 exact duplicates: kept" in output
+    assert "'observer' (identifier-like" in output
+    manifest = json.loads((project / "data" / "processed" / "manifest.json").read_text())
+    assert manifest["quality"]["encoding"] == "cp1252"
+    card = (project / "MODEL_CARD.md").read_text()
+    assert "Rows without a target: 3 (dropped)" in card
+    assert "Exact duplicate rows: 6 (kept)" in card
+    drift = json.loads((project / "reports" / "drift.json").read_text())
+    assert drift["retrain"] is False
+    assert all("current_rows" in row for row in drift["features"])
+    with served(project, env) as base:
+        meta = http("GET", f"{base}/metadata")[1]
+        example = meta["example"]
+        assert {"Île", "Bill length (mm)"} <= set(example)  # the file's own header names
+        assert http("POST", f"{base}/predict", {"records": [example]})[0] == 200
+        status, body = http("POST", f"{base}/predict", {"records": [{**example, "Île": "Atlantis"}]})
+        assert status == 422
+        assert "Île" in json.dumps(body["detail"], ensure_ascii=False)

@@ -56,6 +56,11 @@ def init(path: Path) -> None:
     git("init", "--quiet", cwd=path)
 
 
+def has_commits(path: Path) -> bool:
+    """Whether the repository at ``path`` has a first commit (an interrupted ``new`` leaves none)."""
+    return git("rev-parse", "--verify", "--quiet", "HEAD", cwd=path, check=False).returncode == 0
+
+
 def hooks_path(path: Path) -> str | None:
     """``core.hooksPath`` when set at any config level: Git then ignores ``.git/hooks``."""
     return git("config", "--get", "core.hooksPath", cwd=path, check=False).stdout.strip() or None

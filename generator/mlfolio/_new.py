@@ -2,6 +2,9 @@
 
 Rendering happens in a staging folder beside DEST and is moved into place only when Copier
 succeeded, so a bad answer or an interrupted render never leaves a half-written DEST behind.
+An interrupt (Ctrl-C) during set-up (git init, uv sync, first commit, hooks) removes DEST when this
+run created it; in a folder that existed before, the rendered files stay and a re-run with
+``--force`` resumes: a repository without a first commit is finished, not skipped.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from copier.errors import CopierError
 from mlfolio import _env, _git
 from mlfolio._answers import read_answers, template_version
 from mlfolio._console import QUIET, Steps, run_step
-from mlfolio._errors import MlfolioError
+from mlfolio._errors import Interrupted, MlfolioError
 from mlfolio._questions import load_questions
 from mlfolio._template import is_remote, resolve_template
 
@@ -162,6 +165,7 @@ def run_new(
     """
     # Absolute and without "..", for the messages and the answers file; symlinks stay as given.
     dest = Path(os.path.abspath(dest.expanduser()))
+    created = not dest.exists()
     answers = {**load_data_file(data_file), **(data or {})}
     title = f"Render the template into {dest}"
     options: dict[str, Any] = {"template": template, "vcs_ref": vcs_ref, "defaults": defaults, "force": force}
@@ -172,39 +176,63 @@ def run_new(
     result = NewResult(path=dest, answers=recorded, template_version=version, replaced=replaced)
     if replaced:
         steps.note(f"replaced {len(replaced)} existing file(s): {', '.join(replaced[:5])}")
-    make_repo = git and not (dest / ".git").exists()
+    make_repo = git and not ((dest / ".git").exists() and _git.has_commits(dest))
     if git and not make_repo:
         result.notes.append(f"{dest} already is a Git repository: no init, no commit")
         steps.note(result.notes[-1])
+    elif make_repo and (dest / ".git").exists():
+        result.notes.append("resumed: the repository had no commit yet (an interrupted run?)")
+        steps.note(result.notes[-1])
     try:
-        if make_repo:
-            with steps.step("git init"):
-                _git.init(dest)
-        if install:
-            with steps.step("uv sync (create .venv and uv.lock)"):
-                _env.uv_sync(dest)
-            result.synced = True
-        if make_repo:
-            with steps.step("Initial commit"):
-                result.commit = _git.commit_all(
-                    dest,
-                    f"chore: start from the mlfolio template {version or ''}".strip(),
-                    fallback_name=str(recorded.get("author_name", "mlfolio")),
-                    fallback_email=str(recorded.get("author_email", "mlfolio@localhost")),
-                )
-        if make_repo and install and (dest / ".pre-commit-config.yaml").is_file():
-            custom_hooks = _git.hooks_path(dest)
-            if custom_hooks:  # pre-commit refuses to install there, and Git would not run .git/hooks
-                result.notes.append(
-                    f"hooks not installed: Git's core.hooksPath is set ({custom_hooks}); "
-                    "unset it, then run `uv run pre-commit install`"
-                )
-                steps.note(result.notes[-1])
-            else:
-                with steps.step("pre-commit install (pre-commit, commit-msg)"):
-                    result.hooks = _env.install_hooks(dest)
+        _set_up(dest, result, recorded, version, make_repo=make_repo, install=install, steps=steps)
+    except KeyboardInterrupt:
+        if created:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise Interrupted(f"interrupted: removed {dest}, which this run had created") from None
+        raise Interrupted(
+            f"interrupted: the rendered files stay in {dest}; run the same command with --force to resume"
+        ) from None
     except MlfolioError as error:
         raise MlfolioError(
             f"{error}\nThe project is rendered in {dest}; finish the step above by hand."
         ) from error
     return result
+
+
+def _set_up(
+    dest: Path,
+    result: NewResult,
+    recorded: Mapping[str, Any],
+    version: str | None,
+    *,
+    make_repo: bool,
+    install: bool,
+    steps: Steps,
+) -> None:
+    """git init, uv sync, the first commit and the hooks, as asked."""
+    if make_repo:
+        with steps.step("git init"):
+            _git.init(dest)
+    if install:
+        with steps.step("uv sync (create .venv and uv.lock)"):
+            _env.uv_sync(dest)
+        result.synced = True
+    if make_repo:
+        with steps.step("Initial commit"):
+            result.commit = _git.commit_all(
+                dest,
+                f"chore: start from the mlfolio template {version or ''}".strip(),
+                fallback_name=str(recorded.get("author_name", "mlfolio")),
+                fallback_email=str(recorded.get("author_email", "mlfolio@localhost")),
+            )
+    if make_repo and install and (dest / ".pre-commit-config.yaml").is_file():
+        custom_hooks = _git.hooks_path(dest)
+        if custom_hooks:  # pre-commit refuses to install there, and Git would not run .git/hooks
+            result.notes.append(
+                f"hooks not installed: Git's core.hooksPath is set ({custom_hooks}); "
+                "unset it, then run `uv run pre-commit install`"
+            )
+            steps.note(result.notes[-1])
+        else:
+            with steps.step("pre-commit install (pre-commit, commit-msg)"):
+                result.hooks = _env.install_hooks(dest)

@@ -30,7 +30,7 @@ Answer = Annotated[str | None, typer.Option(rich_help_panel=QUESTIONS, show_defa
 
 def _fail(error: MlfolioError) -> typer.Exit:
     errors.print(f"[bold red]Error:[/bold red] {error}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
+    return typer.Exit(code=getattr(error, "exit_code", 1))
 
 
 def _version(value: bool) -> None:

@@ -74,24 +74,34 @@ def _quote(values: Any, limit: int = SHOWN) -> str:
 
 # ---------------------------------------------------------------- read (every stage reads files here)
 def detect_encoding(path: Path, configured: str | None) -> str:
-    """The text encoding of a CSV: the configured one, UTF-8, or what charset-normalizer detects."""
+    """The text encoding of a CSV: the configured one, else the first common one that decodes it.
+
+    UTF-8 (with or without a BOM), UTF-16 with a BOM, then Windows-1252 (what spreadsheet programs
+    write in Western Europe and the Americas); only when none decodes does charset-normalizer guess.
+    The encoding used is reported in the output, the manifest and the model card, so a wrong guess is
+    visible; ``data.encoding`` pins the right one.
+    """
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return configured or "utf-16"
     if not raw.strip():
         raise DataValidationError(f"{path} is empty")
     if b"\x00" in raw[:65536]:
         raise DataValidationError(f"{path} looks like a binary file, not a CSV")
     if configured:
         return configured
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        best = from_bytes(raw).best()
-        if best is None:
-            raise DataValidationError(
-                f"{path} is not UTF-8 and its encoding cannot be detected; set data.encoding in the config"
-            ) from None
-        return str(best.encoding)
-    return "utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8"
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return "utf-8-sig" if encoding == "utf-8" and raw.startswith(b"\xef\xbb\xbf") else encoding
+    best = from_bytes(raw).best()
+    if best is None:
+        raise DataValidationError(
+            f"{path} is not text in any common encoding; set data.encoding in the config"
+        )
+    return str(best.encoding)
 
 
 def _check_header(path: Path, encoding: str, columns: list[str]) -> None:

@@ -92,7 +92,7 @@ def baseline_metrics(
     schema = trained.schema
     x_train, y_train = split_xy(train, schema)
     x_test, y_test = split_xy(test, schema)
-    classes = trained.model.classes
+    classes = trained.model.classes if config.is_classification else []
     best: dict[str, float] = {}
     strategy: dict[str, str] = {}
     for name, dummy in _dummies(config, classes, trained.metadata.get("positive_class")).items():
@@ -156,7 +156,7 @@ def slice_metrics(
             continue
         values = _metrics(trained, config, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
         value = values.get(metric)
-        binary = len(trained.model.classes) == 2
+        binary = config.is_classification and len(trained.model.classes) == 2
         positive = trained.metadata.get("positive_class")
         if binary and metric in POSITIVE_CLASS_METRICS and positive not in set(y_true[mask]):
             value = None  # about the positive class, on a slice that has none
@@ -313,7 +313,7 @@ def evaluate(config: Config, require_better: bool = False, force: bool = False) 
     tuning = config.reports_dir / "tuning.json"
     if tuning.is_file():  # written by the tune stage, in projects that have one
         report["tuning"] = artifacts.read_json(tuning)
-    report.update(tracking.log_evaluation(config, report))
+    report.update(tracking.log_evaluation(config, report, trained.directory))
     decision = promote(config, trained, report, require_better, force) if directory is not None else None
     report["served"] = decision.promoted if decision else True
     report["promotion"] = decision.reason if decision else "already the served model"

@@ -147,7 +147,7 @@ def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
             artifacts.recover(directory)  # a promotion a crash interrupted is finished or rolled back
     meta_path = directory / "metadata.json"
     if not meta_path.is_file():
-        raise FileNotFoundError(f"no trained model in {directory}; run the training stage first (make train)")
+        raise FileNotFoundError(_no_model(config, directory))
     metadata = artifacts.read_json(meta_path)
     _check_bundle(config, directory, metadata)
     try:
@@ -156,6 +156,19 @@ def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
     except Exception as error:  # any failure here means the bundle is unusable
         raise artifacts.ArtifactError(f"the model in {directory} cannot be used: {error}") from None
     return trained
+
+
+def _no_model(config: Config, directory: Path) -> str:
+    """Why there is no model to load, and what to do about it."""
+    if directory != config.model_dir:
+        return f"no trained model in {directory}; run the training stage first (make train)"
+    waiting = sorted(config.candidates_dir.glob("*/metadata.json")) if config.candidates_dir.is_dir() else []
+    if not waiting:
+        return f"no model is served from {directory}; run `make all` (a model passing its gate is served)"
+    return (
+        f"no model is served from {directory}: {len(waiting)} candidate(s) in {config.candidates_dir} "
+        "missed their gate; improve the model, or serve the newest anyway with `make promote` (--force)"
+    )
 
 
 def _check_bundle(config: Config, directory: Path, metadata: dict[str, Any]) -> None:
