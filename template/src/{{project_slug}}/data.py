@@ -307,7 +307,7 @@ def clean(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, dict[str, 
     quality["columns_left_out"] = {
         **{name: "listed in data.drop_columns" for name in config.data.drop_columns},
         **{name: "no values" for name in empty},
-        **{name: "identifier-like (near-unique text; data.keep_columns keeps it)" for name in identifiers},
+        **{name: "identifier-like: near-unique text; data.keep_columns keeps it" for name in identifiers},
     }
     frame = frame.drop(columns=list(quality["columns_left_out"]))
     without_target = frame[target].isna()
