@@ -234,3 +234,25 @@ def test_a_rerun_with_force_resumes_an_interrupted_setup(
     assert _git.has_commits(dest)
     assert (dest / "notes.txt").read_text() == "mine"
     assert any("resumed" in note for note in result.notes)
+
+
+def test_a_destination_under_a_file_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = mlfolio("new", str(blocker / "project"), "--defaults", "--no-install", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{blocker} is a file, not a folder" in result.stderr
+
+
+def test_a_read_only_place_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from mlfolio import _new
+
+    def read_only(*args: object, dir: str, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", dir)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(MlfolioError, match=r"cannot write .*: Permission denied \("):
+        _new.render(tmp_path / "p", {}, defaults=True, vcs_ref="HEAD")

@@ -62,9 +62,12 @@ def load_data_file(path: Path | None) -> dict[str, Any]:
 
 
 def check_destination(dest: Path, force: bool) -> None:
-    """Refuse a DEST that is a file, or a non-empty folder unless ``force``."""
+    """Refuse a DEST that is a file, lies under a file, or is a non-empty folder unless ``force``."""
     if dest.exists() and not dest.is_dir():
         raise MlfolioError(f"{dest} exists and is not a folder")
+    parent = _nearest_existing(dest.parent)
+    if not parent.is_dir():
+        raise MlfolioError(f"cannot create {dest}: {parent} is a file, not a folder")
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise MlfolioError(f"{dest} is not empty; choose another folder or pass --force to render into it")
 
@@ -126,13 +129,24 @@ def render(
     source, default_ref = resolve_template(template)
     _check_known(answers, source)
     check_destination(dest, force)
+    try:
+        return _render_staged(dest, source, answers, vcs_ref or default_ref, defaults)
+    except OSError as error:  # a read-only folder, a full disk: one line naming the place
+        where = error.filename or dest
+        raise MlfolioError(f"cannot write {dest}: {error.strerror} ({where})") from None
+
+
+def _render_staged(
+    dest: Path, source: str, answers: Mapping[str, Any], vcs_ref: str | None, defaults: bool
+) -> tuple[dict[str, Any], str | None, list[str]]:
+    """Copier into a staging folder beside DEST, then the move into place."""
     with _staging(dest) as staged:
         try:
             copier.run_copy(
                 source,
                 staged,
                 data=dict(answers),
-                vcs_ref=vcs_ref or default_ref,
+                vcs_ref=vcs_ref,
                 defaults=defaults,
                 quiet=True,
                 unsafe=False,
