@@ -279,10 +279,13 @@ def bad_requests(live: Live) -> list[tuple[str, bytes, dict[str, str], int, str]
         ("not JSON", b"a,b\n1,2\n", {**KEY, "content-type": "text/csv"}, 415, "JSON"),
         ("no API key", body(), {}, 401, "API key"),
         ("wrong API key", body(), {"X-API-Key": "wrong"}, 401, "API key"),
+        ("no key, malformed body", b'{"records": [', {}, 401, "API key"),  # the key is checked first
+        ("every feature null", body(**dict.fromkeys(example)), KEY, 422, "null"),
     ]
     if categorical_names(live):
         category = categorical_names(live)[0]
         cases.append(("category as number", body(**{category: 3}), KEY, 422, category))
+        cases.append(("category never seen", body(**{category: "never-seen"}), KEY, 422, category))
     return cases
 
 
