@@ -55,6 +55,27 @@ class EvaluationConfig(_Section):
     slice_bins: int = Field(default=4, ge=2, le=20)
     slice_tolerance: float = Field(default=0.1, ge=0)
     positive_class: str | int | None = None
+    # Binary classification: "tuned" chooses the probability cut-off on the validation split for the
+    # target metric (f1 stands in for precision, recall and roc_auc), or for the cost ratio below;
+    # "argmax" keeps 0.5; a number fixes it.
+    decision_threshold: Literal["tuned", "argmax"] | float = "tuned"
+    # Cost of a missed positive relative to a false alarm; when set, the cut-off minimises the cost.
+    cost_ratio: float | None = Field(default=None, gt=0)
+    # Bootstrap intervals of the test metrics (seeded); the gate reads the point estimate or the
+    # pessimistic end of the interval.
+    confidence_level: float = Field(default=0.95, gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(default=500, ge=100, le=100_000)
+    gate_on: Literal["point", "interval"] = "point"
+    # k-fold cross-validation of the training procedure on train + validation (0 switches it off).
+    cv_folds: int = Field(default=5, ge=0, le=20)
+    permutation_repeats: int = Field(default=3, ge=1, le=100)
+    worst_predictions: int = Field(default=10, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _folds(self) -> EvaluationConfig:
+        if self.cv_folds == 1:
+            raise ValueError("evaluation.cv_folds must be 0 (off) or at least 2")
+        return self
 
     @property
     def higher_is_better(self) -> bool:

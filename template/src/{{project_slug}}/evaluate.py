@@ -21,18 +21,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.metrics import ConfusionMatrixDisplay, PredictionErrorDisplay, RocCurveDisplay
+from sklearn.inspection import PartialDependenceDisplay
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    PredictionErrorDisplay,
+    RocCurveDisplay,
+)
 
-from . import artifacts, data, tracking
+from . import artifacts, data, diagnostics, tracking
 from .config import Config
 from .features import split_xy
 from .metrics import classification_metrics, gate, regression_metrics
 from .promote import Decision, newest_candidate, promote
 from .train import TrainedModel, load_trained
 
-MIN_SLICE_ROWS = 5
-# Metrics about the positive class mean nothing on a slice without positive cases.
-POSITIVE_CLASS_METRICS = {"f1", "precision", "recall", "roc_auc"}
+MIN_SLICE_ROWS = 5  # fewer rows and a slice's metric is noise: reported, never flagged
 
 
 @dataclass
@@ -81,30 +85,48 @@ def _dummies(config: Config, classes: list[Any], positive: Any) -> dict[str, Any
     return dummies
 
 
-def baseline_metrics(
+Predictions = tuple[np.ndarray, np.ndarray | None]  # labels or values, and class probabilities
+
+
+def reference_predictions(
     trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.DataFrame
+) -> tuple[dict[str, Predictions], tuple[str, Predictions]]:
+    """Test predictions of the dummies (features ignored) and of a regularised linear model (same
+    features), all fitted on the train split: the bars the model is measured against."""
+    schema = trained.schema
+    x_train, y_train = split_xy(train, schema)
+    x_test, _ = split_xy(test, schema)
+    classes = trained.model.classes if config.is_classification else []
+
+    def predictions(estimator: Any) -> Predictions:
+        estimator.fit(x_train, y_train)
+        if not config.is_classification:
+            return np.asarray(estimator.predict(x_test)), None
+        raw, known = estimator.predict_proba(x_test), list(estimator.classes_)
+        absent = np.zeros(len(raw))
+        proba = np.column_stack([raw[:, known.index(c)] if c in known else absent for c in classes])
+        return np.asarray(estimator.predict(x_test), dtype=object), proba
+
+    dummies = {
+        name: predictions(dummy)
+        for name, dummy in _dummies(config, classes, trained.metadata.get("positive_class")).items()
+    }
+    name, linear = diagnostics.linear_reference(config, schema)
+    return dummies, (name, predictions(linear))
+
+
+def best_baseline(
+    trained: TrainedModel, config: Config, y_test: pd.Series, dummies: dict[str, Predictions]
 ) -> tuple[dict[str, float], dict[str, str]]:
     """The best dummy value of every metric, and which dummy scored it.
 
     One dummy is not enough: the majority class scores f1 = 0 on an imbalanced set, which says
     nothing; always predicting the positive class or guessing by the class prior is a real bar.
     """
-    schema = trained.schema
-    x_train, y_train = split_xy(train, schema)
-    x_test, y_test = split_xy(test, schema)
-    classes = trained.model.classes if config.is_classification else []
     best: dict[str, float] = {}
     strategy: dict[str, str] = {}
-    for name, dummy in _dummies(config, classes, trained.metadata.get("positive_class")).items():
-        dummy.fit(x_train, y_train)
-        proba = None
-        if config.is_classification:
-            raw = dummy.predict_proba(x_test)
-            known = list(dummy.classes_)
-            proba = np.column_stack(
-                [raw[:, known.index(c)] if c in known else np.zeros(len(raw)) for c in classes]
-            )
-        for metric, value in _metrics(trained, config, y_test, dummy.predict(x_test), proba).items():
+    for name, (y_pred, proba) in dummies.items():
+        for metric, value in _metrics(trained, config, y_test, y_pred, proba).items():
             better = metric not in best or (
                 value > best[metric] if metric not in {"rmse", "mae"} else value < best[metric]
             )
@@ -138,44 +160,49 @@ def slice_metrics(
     y_pred: np.ndarray,
     proba: np.ndarray | None,
     overall: float,
-) -> list[dict[str, Any]]:
-    """The target metric per slice, flagging slices that do markedly worse than overall."""
-    column_name = config.evaluation.slice_column
-    if not column_name:
-        return []
-    column = column_name
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The target metric per slice (Fairlearn's MetricFrame), flagging slices markedly worse than
+    overall; and the between-group summary (difference, ratio, parity and equalized odds)."""
+    column = config.evaluation.slice_column
+    if not column:
+        return [], None
     if column not in test.columns:
-        raise ValueError(f"evaluation.slice_column {column_name!r} is not a column of the data (make data)")
+        raise ValueError(f"evaluation.slice_column {column!r} is not a column of the data (make data)")
     metric, tolerance = config.evaluation.metric, config.evaluation.slice_tolerance
     groups = slice_groups(test[column], config.evaluation.slice_bins)
+    classes = trained.model.classes if config.is_classification else []
+    positive = trained.metadata.get("positive_class")
     y_true = test[trained.schema.target]
+    fairness = diagnostics.group_metrics(config, y_true, y_pred, proba, groups, classes, positive)
     rows = []
-    for group in groups.cat.categories:
-        mask = (groups == group).to_numpy()
-        if not mask.any():
+    for group in groups.cat.categories:  # low to high, as the groups are ordered
+        found = fairness["groups"].get(str(group))
+        if found is None:
             continue
-        values = _metrics(trained, config, y_true[mask], y_pred[mask], None if proba is None else proba[mask])
-        value = values.get(metric)
-        binary = config.is_classification and len(trained.model.classes) == 2
-        positive = trained.metadata.get("positive_class")
-        if binary and metric in POSITIVE_CLASS_METRICS and positive not in set(y_true[mask]):
-            value = None  # about the positive class, on a slice that has none
-        if value is None or not np.isfinite(value):
+        value, count = found[metric], found["rows"]
+        if value is None:
             gap = None
         elif config.evaluation.higher_is_better:
             gap = overall - value  # absolute drop of a 0..1 score
         else:
             gap = (value - overall) / overall if overall else 0.0  # relative rise of an error
+        note = None
+        if value is None:
+            note = f"{metric} is undefined on this slice"
+        elif count < MIN_SLICE_ROWS:
+            note = f"too few rows ({count}) to judge"
         rows.append(
             {
                 "slice": f"{column} = {group}",
-                "rows": int(mask.sum()),
+                "rows": count,
                 metric: value,
                 "gap": None if gap is None else round(gap, 6),
-                "flagged": bool(gap is not None and gap > tolerance and mask.sum() >= MIN_SLICE_ROWS),
+                "flagged": bool(gap is not None and gap > tolerance and count >= MIN_SLICE_ROWS),
+                "note": note,
             }
         )
-    return rows
+    summary = {key: value for key, value in fairness.items() if key != "groups"}
+    return rows, {"column": column, **summary}
 
 
 # ---------------------------------------------------------------- figures
@@ -193,67 +220,131 @@ def plot_figures(
     y_true: pd.Series,
     y_pred: np.ndarray,
     proba: np.ndarray | None,
-    slices: list[dict[str, Any]],
+    report: dict[str, Any],
+    x_test: pd.DataFrame,
 ) -> list[str]:
-    figures = []
-    if config.is_classification:
-        classes = trained.model.classes
-        size = max(5.0, 0.9 * len(classes) + 2)
-        figure, axis = plt.subplots(figsize=(size, size * 0.8))
-        ConfusionMatrixDisplay.from_predictions(
-            y_true,
-            y_pred,
-            labels=classes,
-            ax=axis,
-            colorbar=False,
-            xticks_rotation=45 if len(classes) > 3 else 0,
-        )
-        axis.set_title("Confusion matrix (test)")
-        figures.append(_save(figure, config, "confusion_matrix.png"))
-        if proba is not None:
-            figure, axis = plt.subplots(figsize=(5, 4))
-            classes = trained.model.classes
-            shown = [trained.metadata["positive_class"]] if len(classes) == 2 else classes
-            for label in shown:
-                RocCurveDisplay.from_predictions(
-                    (y_true == label).to_numpy(),
-                    proba[:, classes.index(label)],
-                    pos_label=True,
-                    name=f"{label}" if len(classes) == 2 else f"{label} vs rest",
-                    ax=axis,
-                )
-            axis.set_xlabel("False positive rate")
-            axis.set_ylabel(
-                f"True positive rate (positive class: {shown[0]})"
-                if len(shown) == 1
-                else "True positive rate"
-            )
-            axis.set_title("ROC curve (test)")
-            figures.append(_save(figure, config, "roc_curve.png"))
+    """Every figure of the report, saved under ``reports/figures/``; returns their paths."""
+    if config.is_classification and proba is not None:
+        drawn = [
+            ("confusion_matrix.png", _confusion(trained, y_true, y_pred)),
+            ("roc_curve.png", _curves(trained, y_true, proba, RocCurveDisplay, "ROC curve")),
+            (
+                "precision_recall.png",
+                _curves(trained, y_true, proba, PrecisionRecallDisplay, "Precision-recall"),
+            ),
+            ("calibration.png", _calibration(report["calibration"])),
+        ]
     else:
-        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-        PredictionErrorDisplay.from_predictions(y_true, y_pred, kind="actual_vs_predicted", ax=axes[0])
-        PredictionErrorDisplay.from_predictions(y_true, y_pred, kind="residual_vs_predicted", ax=axes[1])
-        axes[0].set_title("Actual vs predicted (test)")
-        axes[1].set_title("Residuals (test)")
-        figures.append(_save(figure, config, "residuals.png"))
-    if slices:
-        metric = config.evaluation.metric
-        figure, axis = plt.subplots(figsize=(6, 0.5 + 0.4 * len(slices)))
-        labels = [f"{row['slice']} (n={row['rows']})" for row in slices]
-        values = [row[metric] if row[metric] is not None else 0.0 for row in slices]
-        colours = ["tab:red" if row["flagged"] else "tab:blue" for row in slices]
-        axis.barh(labels, values, color=colours)
-        for position, row in enumerate(slices):
-            if row[metric] is None:  # undefined on this slice: say so rather than draw a zero
-                axis.text(0, position, " n/a (undefined on this slice)", va="center", fontsize=8)
-        axis.set_xlabel(f"{metric} (test)")
-        axis.set_title("Bias check: metric per slice")
-        figures.append(_save(figure, config, "slices.png"))
+        drawn = [("residuals.png", _residuals(y_true, y_pred))]
+    if report["slices"]:
+        drawn.append(("slices.png", _slices(config, report["slices"])))
+    drawn.append(("permutation_importance.png", _importance(config, report["permutation_importance"])))
+    pipeline = getattr(trained.model, "pipeline", None)  # scikit-learn's own estimator, when there is one
+    if pipeline is not None:
+        drawn.append(("partial_dependence.png", _partial_dependence(trained, pipeline, x_test, report)))
     # Framework-specific figures (feature importance, learning curves): Model.figures() is optional.
-    for name, figure in getattr(trained.model, "figures", list)():
-        figures.append(_save(figure, config, name))
-    return figures
+    drawn += list(getattr(trained.model, "figures", list)())
+    return [_save(figure, config, name) for name, figure in drawn]
+
+
+def _confusion(trained: TrainedModel, y_true: pd.Series, y_pred: np.ndarray) -> Any:
+    classes = trained.model.classes
+    size = max(5.0, 0.9 * len(classes) + 2)
+    figure, axis = plt.subplots(figsize=(size, size * 0.8))
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=classes, ax=axis, colorbar=False, xticks_rotation=45 if len(classes) > 3 else 0
+    )
+    axis.set_title("Confusion matrix (test)")
+    return figure
+
+
+def _curves(trained: TrainedModel, y_true: pd.Series, proba: np.ndarray, display: Any, title: str) -> Any:
+    """ROC or precision-recall: the positive class for two classes, one class against the rest else."""
+    classes = trained.model.classes
+    shown = [trained.metadata["positive_class"]] if len(classes) == 2 else classes
+    figure, axis = plt.subplots(figsize=(5, 4))
+    for label in shown:
+        display.from_predictions(
+            (y_true == label).to_numpy(),
+            proba[:, classes.index(label)],
+            pos_label=True,
+            name=f"{label}" if len(classes) == 2 else f"{label} vs rest",
+            ax=axis,
+        )
+    positive = f" (positive class: {shown[0]})" if len(shown) == 1 else ""
+    if display is RocCurveDisplay:
+        axis.set_xlabel("False positive rate")
+        axis.set_ylabel(f"True positive rate{positive}")
+    else:
+        axis.set_xlabel(f"Recall{positive}")
+        axis.set_ylabel("Precision")
+    axis.set_title(f"{title} (test)")
+    return figure
+
+
+def _calibration(calibration: dict[str, Any]) -> Any:
+    curve = calibration["curve"]
+    figure, axis = plt.subplots(figsize=(5, 4))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    axis.plot(curve["mean_predicted"], curve["fraction_positive"], marker="o", label="model")
+    axis.set_xlabel(f"Predicted probability ({calibration['of']})")
+    axis.set_ylabel("Observed frequency")
+    axis.set_title(f"Calibration (test), Brier score {calibration['brier']:.3f}")
+    axis.legend(loc="upper left")
+    return figure
+
+
+def _residuals(y_true: pd.Series, y_pred: np.ndarray) -> Any:
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    PredictionErrorDisplay.from_predictions(y_true, y_pred, kind="actual_vs_predicted", ax=axes[0])
+    PredictionErrorDisplay.from_predictions(y_true, y_pred, kind="residual_vs_predicted", ax=axes[1])
+    axes[0].set_title("Actual vs predicted (test)")
+    axes[1].set_title("Residuals (test)")
+    return figure
+
+
+def _slices(config: Config, slices: list[dict[str, Any]]) -> Any:
+    metric = config.evaluation.metric
+    figure, axis = plt.subplots(figsize=(6, 0.5 + 0.4 * len(slices)))
+    labels = [f"{row['slice']} (n={row['rows']})" for row in slices]
+    values = [row[metric] if row[metric] is not None else 0.0 for row in slices]
+    colours = ["tab:red" if row["flagged"] else "tab:blue" for row in slices]
+    axis.barh(labels, values, color=colours)
+    for position, row in enumerate(slices):
+        if row["note"]:  # undefined, or too few rows: said in words rather than drawn as a bar
+            axis.text(0, position, f" {row['note']}", va="center", fontsize=8)
+    axis.set_xlabel(f"{metric} (test)")
+    axis.set_title("Bias check: metric per slice")
+    return figure
+
+
+def _importance(config: Config, rows: list[dict[str, Any]]) -> Any:
+    shown = rows[:15][::-1]
+    figure, axis = plt.subplots(figsize=(6, 0.6 + 0.3 * len(shown)))
+    axis.barh([r["feature"] for r in shown], [r["mean"] for r in shown], xerr=[r["std"] for r in shown])
+    change = "Drop" if config.evaluation.higher_is_better else "Rise"
+    axis.set_xlabel(f"{change} in test {config.evaluation.metric} when the feature is shuffled")
+    axis.set_title("Permutation importance (test)")
+    return figure
+
+
+def _partial_dependence(
+    trained: TrainedModel, pipeline: Any, x_test: pd.DataFrame, report: dict[str, Any]
+) -> Any:
+    """How the prediction moves with the most important numeric features, the others held as they are."""
+    numeric = {f.name for f in trained.schema.features if f.kind == "numeric"}
+    top = [row["feature"] for row in report["permutation_importance"] if row["feature"] in numeric][:3]
+    figure, axes = plt.subplots(1, max(len(top), 1), figsize=(4 * max(len(top), 1), 3.5), squeeze=False)
+    if not top:
+        axes[0][0].text(0.5, 0.5, "no numeric feature", ha="center")
+        return figure
+    target = trained.metadata.get("positive_class") if trained.schema.task == "classification" else None
+    PartialDependenceDisplay.from_estimator(
+        pipeline, x_test, top, target=target, ax=axes[0], grid_resolution=20
+    )
+    of = f", probability of {target}" if target is not None else ""
+    figure.suptitle(f"Partial dependence (test){of}")
+    return figure
 
 
 # ---------------------------------------------------------------- report and card
@@ -274,42 +365,8 @@ def evaluate(config: Config, require_better: bool = False, force: bool = False) 
     that passes its gate (and, with ``require_better``, beats the served model)."""
     directory = newest_candidate(config)
     trained = load_trained(config, directory)
-    schema = trained.schema
     train, test = data.load_split(config, "train"), data.load_split(config, "test")
-    x_test, y_test = split_xy(test, schema)
-    y_pred = trained.model.predict(x_test)
-    proba = trained.model.predict_proba(x_test) if config.is_classification else None
-
-    test_metrics = _metrics(trained, config, y_test, y_pred, proba)
-    baseline, strategy = baseline_metrics(trained, config, train, test)
-    metric = config.evaluation.metric
-    if test_metrics.get(metric) is None:
-        raise ValueError(f"metric {metric!r} cannot be computed on this test set")
-    slices = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
-    report: dict[str, Any] = {
-        "model_version": trained.version,
-        "framework": trained.metadata["framework"],
-        "task": config.task,
-        "test_rows": len(test),
-        "test": test_metrics,
-        "baseline": baseline,
-        "baseline_strategy": strategy,
-        "validation": trained.metadata["validation_metrics"],
-        "gate": {
-            **gate(
-                metric,
-                test_metrics[metric],
-                baseline[metric],
-                config.evaluation.threshold,
-                config.evaluation.baseline_margin,
-            ),
-            "baseline_strategy": strategy[metric],
-        },
-        "slices": slices,
-        "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
-        "data_quality": data.load_manifest(config).get("quality", {}),
-    }
-    report["figures"] = plot_figures(trained, config, y_test, y_pred, proba, slices)
+    report = judge(trained, config, train, test)
     tuning = config.reports_dir / "tuning.json"
     if tuning.is_file():  # written by the tune stage, in projects that have one
         report["tuning"] = artifacts.read_json(tuning)
@@ -320,3 +377,71 @@ def evaluate(config: Config, require_better: bool = False, force: bool = False) 
     artifacts.write_json(config.reports_dir / "metrics.json", report)
     write_model_card(report, trained, config)
     return Evaluation(report, decision)
+
+
+def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+    """The whole evaluation report of ``trained``: metrics with intervals, references, variance,
+    calibration, explanations, errors, slices and the gate; figures are written as it goes."""
+    schema, evaluation = trained.schema, config.evaluation
+    x_test, y_test = split_xy(test, schema)
+    y_pred = trained.predict(x_test)
+    proba = trained.model.predict_proba(x_test) if config.is_classification else None
+    classes = trained.model.classes if config.is_classification else []
+    positive = trained.metadata.get("positive_class")
+    compute = diagnostics.all_metrics(config, classes, positive)
+    test_metrics = _metrics(trained, config, y_test, y_pred, proba)
+    metric = evaluation.metric
+    if test_metrics.get(metric) is None:
+        raise ValueError(f"metric {metric!r} cannot be computed on this test set")
+
+    dummies, (linear_name, linear) = reference_predictions(trained, config, train, test)
+    baseline, strategy = best_baseline(trained, config, y_test, dummies)
+    references = {strategy[metric]: dummies[strategy[metric]], linear_name: linear}
+    truth = y_test.to_numpy()
+    intervals = diagnostics.bootstrap_intervals(config, truth, (y_pred, proba), references, compute)
+    slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
+    validation = data.load_split(config, "validation")
+    features, target = split_xy(pd.concat([train, validation], ignore_index=True), schema)
+    report: dict[str, Any] = {
+        "model_version": trained.version,
+        "framework": trained.metadata["framework"],
+        "task": config.task,
+        "test_rows": len(test),
+        "test": test_metrics,
+        "intervals": intervals,
+        "baseline": baseline,
+        "baseline_strategy": strategy,
+        "linear_baseline": {"model": linear_name, "test": _metrics(trained, config, y_test, *linear)},
+        "validation": trained.metadata["validation_metrics"],
+        "cross_validation": diagnostics.cross_validation(config, schema, features, target, compute),
+        "gate": _gate(config, test_metrics[metric], intervals["test"][metric], baseline[metric], strategy),
+        "slices": slices,
+        "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
+        "fairness": fairness,
+        "permutation_importance": diagnostics.importances(config, trained, x_test, y_test, compute),
+        "worst_predictions": diagnostics.worst_predictions(config, x_test, y_test, y_pred, proba, classes),
+        "data_quality": data.load_manifest(config).get("quality", {}),
+    }
+    if config.is_classification and proba is not None:
+        report["positive_class"] = positive  # what f1, precision, recall and the curves are about
+        report["decision_threshold"] = trained.threshold
+        report["calibration"] = diagnostics.calibration(y_test, proba, y_pred, classes, positive)
+    report["figures"] = plot_figures(trained, config, y_test, y_pred, proba, report, x_test)
+    return report
+
+
+def _gate(
+    config: Config, value: float, interval: list[float] | None, baseline: float, strategy: dict[str, str]
+) -> dict[str, Any]:
+    """The gate on the point estimate, or (``gate_on: interval``) on the interval's pessimistic end."""
+    evaluation = config.evaluation
+    judged = value
+    if evaluation.gate_on == "interval" and interval is not None:
+        judged = interval[0] if evaluation.higher_is_better else interval[1]
+    verdict = gate(evaluation.metric, judged, baseline, evaluation.threshold, evaluation.baseline_margin)
+    return {
+        **verdict,
+        "point": value,
+        "judged_on": "point estimate" if judged == value else "pessimistic end of the interval",
+        "baseline_strategy": strategy[evaluation.metric],
+    }

@@ -30,32 +30,91 @@ def classification_metrics(
     proba: np.ndarray | None,
     classes: Sequence[Any],
     positive: Any,
+    only: str | None = None,
 ) -> dict[str, float]:
+    """Accuracy, f1, precision, recall and ROC AUC (binary: of ``positive``; else macro / one-vs-rest).
+
+    ``only`` computes that one metric (the bootstrap asks for thousands of them).
+    """
     binary = len(classes) == 2
-    options: dict[str, Any] = {"pos_label": positive, "average": "binary"} if binary else {"average": "macro"}
-    result = {
-        "accuracy": skm.accuracy_score(y_true, y_pred),
-        "f1": skm.f1_score(y_true, y_pred, zero_division=0, **options),
-        "precision": skm.precision_score(y_true, y_pred, zero_division=0, **options),
-        "recall": skm.recall_score(y_true, y_pred, zero_division=0, **options),
-    }
-    if proba is not None and len(set(y_true)) == len(classes):
+    result: dict[str, Any] = {}
+    if only in (None, "accuracy"):
+        result["accuracy"] = skm.accuracy_score(y_true, y_pred)
+    if only in (None, "f1", "precision", "recall"):
+        options: dict[str, Any] = (
+            {"pos_label": positive, "average": "binary"} if binary else {"average": "macro"}
+        )
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            y_true, y_pred, zero_division=0, **options
+        )
+        result.update({"f1": f1, "precision": precision, "recall": recall})
+    if only in (None, "roc_auc") and proba is not None and len(set(y_true)) == len(classes):
         if binary:
             column = list(classes).index(positive)
             positives = np.asarray([value == positive for value in y_true])
             result["roc_auc"] = skm.roc_auc_score(positives, proba[:, column])
         else:
             result["roc_auc"] = skm.roc_auc_score(y_true, proba, labels=list(classes), multi_class="ovr")
-    return {name: round(float(value), 6) for name, value in result.items()}
+    return {name: round(float(value), 6) for name, value in result.items() if only in (None, name)}
 
 
-def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
-    result = {
-        "rmse": skm.root_mean_squared_error(y_true, y_pred),
-        "mae": skm.mean_absolute_error(y_true, y_pred),
-        "r2": skm.r2_score(y_true, y_pred) if len(y_true) > 1 else float("nan"),
+def decide(proba: np.ndarray, classes: Sequence[Any], threshold: dict[str, Any] | None) -> np.ndarray:
+    """Labels from class probabilities: the tuned cut-off for the positive class when there is one
+    (binary classification), else the most probable class."""
+    labels = np.empty(len(classes), dtype=object)
+    labels[:] = list(classes)
+    if threshold is None or len(classes) != 2:
+        return labels[np.argmax(proba, axis=1)]
+    column = list(classes).index(threshold["positive_class"])
+    return np.where(proba[:, column] >= threshold["value"], labels[column], labels[1 - column])
+
+
+def choose_threshold(
+    y_true: Sequence[Any], scores: np.ndarray, positive: Any, metric: str, cost_ratio: float | None
+) -> dict[str, Any]:
+    """The probability cut-off for ``positive`` that serves the problem best on these (validation) rows.
+
+    With a cost ratio, the cut-off that minimises false alarms + ratio x missed positives; for
+    accuracy, the most accurate one; otherwise the best f1 (precision, recall and ROC AUC alone would
+    be gamed by an extreme cut-off). Read off scikit-learn's ROC and precision-recall curves.
+    """
+    positives = np.asarray([value == positive for value in y_true])
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if cost_ratio is not None or metric == "accuracy":
+        fpr, tpr, cuts = skm.roc_curve(positives, scores)
+        fpr, tpr, cuts = fpr[1:], tpr[1:], cuts[1:]  # the first cut-off is +inf: nothing positive
+        if cost_ratio is not None:
+            values = -(fpr * n_neg + cost_ratio * (1 - tpr) * n_pos)
+            rule, name = f"lowest cost (a missed positive costs {cost_ratio:g} false alarms)", "cost"
+        else:
+            values = (tpr * n_pos + (1 - fpr) * n_neg) / max(n_pos + n_neg, 1)
+            rule, name = "highest accuracy on the validation split", "accuracy"
+    else:
+        precision, recall, cuts = skm.precision_recall_curve(positives, scores)
+        precision, recall = precision[:-1], recall[:-1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.nan_to_num(2 * precision * recall / (precision + recall))
+        rule, name = "highest f1 on the validation split", "f1"
+    best = int(np.argmax(values))
+    value = float(values[best]) if name != "cost" else float(-values[best])
+    return {
+        "positive_class": positive,
+        "value": round(float(cuts[best]), 6),
+        "rule": rule,
+        f"validation_{name}": round(value, 6),
     }
-    return {name: round(float(value), 6) for name, value in result.items()}
+
+
+def regression_metrics(
+    y_true: Sequence[float], y_pred: Sequence[float], only: str | None = None
+) -> dict[str, float]:
+    """RMSE, MAE and R² (``only``: that one)."""
+    result = {
+        "rmse": lambda: skm.root_mean_squared_error(y_true, y_pred),
+        "mae": lambda: skm.mean_absolute_error(y_true, y_pred),
+        "r2": lambda: skm.r2_score(y_true, y_pred) if len(y_true) > 1 else float("nan"),
+    }
+    return {name: round(float(value()), 6) for name, value in result.items() if only in (None, name)}
 
 
 def perfect(metric: str) -> float:

@@ -275,11 +275,11 @@ def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema
     except FileNotFoundError:
         return None
     features, _ = split_xy(data.load_split(config, "validation"), schema)
-    reference = pd.Series(trained.model.predict(features))
+    reference = pd.Series(trained.predict(features))
     if PREDICTION in current.columns:
         predicted = current[PREDICTION]
     else:
-        predicted = pd.Series(trained.model.predict(to_frame(current[schema.names], schema)))
+        predicted = pd.Series(trained.predict(to_frame(current[schema.names], schema)))
     return prediction_drift(reference, predicted, config.is_classification, config)
 
 

@@ -60,8 +60,9 @@ def newest_candidate(config: Config) -> Path | None:
 def held_out_score(config: Config, trained: TrainedModel) -> float:
     """The target metric of ``trained`` on the current test split."""
     schema = data.load_schema(config)
+    positive = trained.metadata.get("positive_class")
     metrics = score(
-        trained.model, data.load_split(config, "test"), schema, config, trained.metadata.get("positive_class")
+        trained.model, data.load_split(config, "test"), schema, config, positive, trained.threshold
     )
     return float(metrics[config.evaluation.metric])
 

@@ -16,10 +16,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import artifacts, data, tracking
 from .config import Config
 from .features import split_xy, to_frame
-from .metrics import classification_metrics, positive_label, regression_metrics
+from .metrics import choose_threshold, classification_metrics, decide, positive_label, regression_metrics
 from .model import FRAMEWORK, Model, build_model, load_model, save_model
 
 # The "-cpu" names are the CPU-only builds that Linux installs of XGBoost and TensorFlow use.
@@ -51,6 +53,20 @@ class TrainedModel:
     def version(self) -> str:
         return str(self.metadata["model_version"])
 
+    @property
+    def threshold(self) -> dict[str, Any] | None:
+        """The cut-off chosen at training (binary classification), or None: the most probable class."""
+        return self.metadata.get("decision_threshold")
+
+    def predict(self, features: Any) -> np.ndarray:
+        """Labels (with the trained decision threshold) or values: what every stage reports and serves."""
+        if self.metadata["task"] != "classification":
+            return self.model.predict(features)
+        return decide(self.model.predict_proba(features), self.model.classes, self.threshold)
+
+    def predict_proba(self, features: Any) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(features))
+
 
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
@@ -73,15 +89,36 @@ def git_commit(root: Path) -> str | None:
     return result.stdout.strip() or None
 
 
-def score(model: Model, frame: Any, schema: data.Schema, config: Config, positive: Any) -> dict[str, float]:
-    """Metrics of ``model`` on one split."""
+def score(
+    model: Model,
+    frame: Any,
+    schema: data.Schema,
+    config: Config,
+    positive: Any,
+    threshold: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Metrics of ``model`` on one split, deciding labels with ``threshold`` when there is one."""
     features, target = split_xy(frame, schema)
-    predictions = model.predict(features)
     if config.is_classification:
-        return classification_metrics(
-            target.tolist(), predictions.tolist(), model.predict_proba(features), model.classes, positive
-        )
-    return regression_metrics(target.tolist(), predictions.tolist())
+        proba = model.predict_proba(features)
+        predictions = decide(proba, model.classes, threshold)
+        return classification_metrics(target.tolist(), predictions.tolist(), proba, model.classes, positive)
+    return regression_metrics(target.tolist(), model.predict(features).tolist())
+
+
+def decision_threshold(
+    model: Model, x_val: Any, y_val: Any, config: Config, positive: Any
+) -> dict[str, Any] | None:
+    """The cut-off the model decides with (binary classification only), chosen on validation data."""
+    setting = config.evaluation.decision_threshold
+    if not config.is_classification or len(model.classes) != 2 or setting == "argmax":
+        return None
+    if not isinstance(setting, str):
+        return {"positive_class": positive, "value": float(setting), "rule": "set in the config"}
+    scores = model.predict_proba(x_val)[:, model.classes.index(positive)]
+    return choose_threshold(
+        y_val.tolist(), scores, positive, config.evaluation.metric, config.evaluation.cost_ratio
+    )
 
 
 def train(config: Config) -> TrainedModel:
@@ -103,6 +140,7 @@ def train(config: Config) -> TrainedModel:
         if config.is_classification
         else None
     )
+    threshold = decision_threshold(model, x_val, y_val, config, positive)
     created = datetime.now(UTC)
     version = f"{created:%Y%m%d%H%M%S}-{manifest['data_hash'][:8]}-{secrets.token_hex(2)}"
     metadata = {
@@ -112,7 +150,8 @@ def train(config: Config) -> TrainedModel:
         **model.describe(),
         "target_metric": config.evaluation.metric,
         "positive_class": positive,
-        "validation_metrics": score(model, validation_frame, schema, config, positive),
+        "decision_threshold": threshold,
+        "validation_metrics": score(model, validation_frame, schema, config, positive, threshold),
         "data_hash": manifest["data_hash"],
         "rows": manifest["rows"],
         "libraries": library_versions(),
@@ -152,7 +191,7 @@ def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
     _check_bundle(config, directory, metadata)
     try:
         trained = TrainedModel(load_model(directory), metadata, directory)
-        trained.model.predict(to_frame([trained.schema.example], trained.schema))
+        trained.predict(to_frame([trained.schema.example], trained.schema))
     except Exception as error:  # any failure here means the bundle is unusable
         raise artifacts.ArtifactError(f"the model in {directory} cannot be used: {error}") from None
     return trained

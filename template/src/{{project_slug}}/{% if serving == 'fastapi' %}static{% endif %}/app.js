@@ -110,7 +110,14 @@ async function predict(event) {
 
 async function start() {
   try {
-    // With API_KEY set on the server, /metadata needs the key too: ask for it, then load again.
+    // With API_KEY set on the server, /metadata needs the key too; the public /ready says so, so
+    // the page asks for the key first instead of making a request it knows will be refused.
+    const ready = await fetch("ready").then((r) => r.json()).catch(() => ({}));
+    if (ready.api_key_required && !$("api-key").value) {
+      $("key-form").hidden = false;
+      $("summary").textContent = "This API needs a key. Enter it to load the model.";
+      return;
+    }
     const response = await fetch("metadata", { headers: keyHeaders({}) });
     if (response.status === 401) {
       $("key-form").hidden = false;

@@ -1,0 +1,333 @@
+"""The evidence behind the evaluation: how sure the numbers are and why the model decides as it does.
+
+Each function answers one question a reviewer asks, with a maintained library doing the work:
+how wide is the uncertainty (``scipy.stats.bootstrap`` over test rows), how much does the training
+procedure vary (scikit-learn's ``cross_validate``), does a simple model do as well (a regularised
+linear model on the same features), are the probabilities calibrated (``calibration_curve``, Brier
+score), what drives the predictions (``permutation_importance``), where does it fail (the worst
+test predictions) and is it fair across groups (Fairlearn's ``MetricFrame``).
+
+``ProjectEstimator`` puts the project's model, whatever its framework, behind scikit-learn's estimator
+interface, so scikit-learn's tools run on every framework alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from fairlearn.metrics import MetricFrame, demographic_parity_difference, equalized_odds_difference
+from scipy import stats
+from sklearn.base import BaseEstimator
+from sklearn.calibration import calibration_curve
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import brier_score_loss
+from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
+from sklearn.pipeline import Pipeline
+
+from .config import Config
+from .data import Schema
+from .features import build_preprocessor
+from .metrics import CLASSIFICATION, REGRESSION, classification_metrics, regression_metrics
+from .model import build_model
+
+# Metrics about the positive class mean nothing on a group without positive cases.
+POSITIVE_CLASS_METRICS = frozenset({"f1", "precision", "recall", "roc_auc"})
+
+
+class ProjectEstimator(BaseEstimator):
+    """The project's model as a scikit-learn estimator: ``fit`` trains it as ``train`` does (early
+    stopping on a validation share of what it is given), ``predict`` decides as the API does."""
+
+    def __init__(self, config: Config | None = None, schema: Schema | None = None) -> None:
+        self.config = config
+        self.schema = schema
+
+    @classmethod
+    def fitted(cls, predictor: Any) -> ProjectEstimator:
+        """An already trained model (anything with ``predict``/``predict_proba``) to inspect."""
+        estimator = cls()
+        estimator.fitted_ = predictor
+        return estimator
+
+    def fit(self, features: pd.DataFrame, target: pd.Series) -> ProjectEstimator:
+        if self.config is None or self.schema is None:
+            raise ValueError("ProjectEstimator needs the config and the schema to fit")
+        stratify = target if self.config.is_classification else None
+        x_fit, x_stop, y_fit, y_stop = train_test_split(
+            features, target, test_size=0.2, random_state=self.config.seed, stratify=stratify
+        )
+        self.fitted_ = build_model(self.config, self.schema).fit(x_fit, y_fit, x_stop, y_stop)
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.fitted_.predict(features))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.fitted_.predict_proba(features))
+
+
+def all_metrics(config: Config, classes: list[Any], positive: Any) -> Callable[..., dict[str, float]]:
+    """Every metric of the task for (y_true, y_pred, proba): the shared definitions in ``metrics``."""
+
+    def compute(
+        y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
+    ) -> dict[str, float]:
+        if config.is_classification:
+            return classification_metrics(list(y_true), list(y_pred), proba, classes, positive, only)
+        return regression_metrics(list(y_true), list(y_pred), only)
+
+    return compute
+
+
+# ---------------------------------------------------------------- uncertainty
+def bootstrap_intervals(
+    config: Config,
+    y_true: np.ndarray,
+    model: tuple[np.ndarray, np.ndarray | None],
+    references: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    compute: Callable[..., dict[str, float]],
+) -> dict[str, Any]:
+    """Percentile intervals for every test metric of the model, and for the model-minus-reference
+    difference of the target metric (the same resampled rows for both, so the pairing is kept)."""
+    evaluation = config.evaluation
+    y_pred, proba = model
+    names = list(compute(y_true, y_pred, proba))
+    metric = evaluation.metric
+
+    def statistic(rows: np.ndarray) -> np.ndarray:
+        values = compute(y_true[rows], y_pred[rows], None if proba is None else proba[rows])
+        own = [values.get(name, np.nan) for name in names]
+        gaps = []
+        for ref_pred, ref_proba in references.values():
+            chosen = None if ref_proba is None else ref_proba[rows]
+            reference = compute(y_true[rows], ref_pred[rows], chosen, only=metric)
+            gaps.append(values.get(metric, np.nan) - reference.get(metric, np.nan))
+        return np.asarray(own + gaps, dtype=float)
+
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        result = stats.bootstrap(
+            (np.arange(len(y_true)),),
+            statistic,
+            vectorized=False,
+            n_resamples=evaluation.bootstrap_resamples,
+            confidence_level=evaluation.confidence_level,
+            method="percentile",
+            rng=np.random.default_rng(config.seed),
+        )
+    low, high = result.confidence_interval.low, result.confidence_interval.high
+    point = compute(y_true, y_pred, proba)
+    differences = {}
+    for offset, (name, (ref_pred, ref_proba)) in enumerate(references.items(), start=len(names)):
+        reference = compute(y_true, ref_pred, ref_proba).get(metric)
+        differences[name] = {
+            "value": None if reference is None else round(point[metric] - reference, 6),
+            "interval": _pair(low[offset], high[offset]),
+        }
+    return {
+        "level": evaluation.confidence_level,
+        "resamples": evaluation.bootstrap_resamples,
+        "method": "percentile bootstrap over test rows",
+        "test": {name: _pair(low[i], high[i]) for i, name in enumerate(names)},
+        f"{metric}_difference": differences,
+    }
+
+
+def _pair(low: float, high: float) -> list[float] | None:
+    """An interval, or None when some resamples left it undefined (say, a class missing)."""
+    return [round(float(low), 6), round(float(high), 6)] if np.isfinite([low, high]).all() else None
+
+
+# ---------------------------------------------------------------- references and variance
+def linear_reference(config: Config, schema: Schema) -> tuple[str, Pipeline]:
+    """A simple, strong model on the same features: the bar a complex one must clear to earn its keep."""
+    if config.is_classification:
+        estimator: Any = LogisticRegression(C=1.0, max_iter=2000)
+        name = "Logistic regression (L2)"
+    else:
+        estimator, name = Ridge(alpha=1.0), "Ridge regression"
+    return name, Pipeline([("preprocess", build_preprocessor(schema)), ("estimator", estimator)])
+
+
+def cross_validation(
+    config: Config, schema: Schema, features: pd.DataFrame, target: pd.Series, compute: Callable[..., Any]
+) -> dict[str, Any] | None:
+    """Mean and spread of every metric over k folds of train + validation (``evaluation.cv_folds``)."""
+    folds = config.evaluation.cv_folds
+    if folds == 0:
+        return None
+    splitter: Any = (
+        StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+        if config.is_classification
+        else KFold(folds, shuffle=True, random_state=config.seed)
+    )
+    names = list(CLASSIFICATION if config.is_classification else REGRESSION)
+
+    def scorer(name: str) -> Callable[..., float]:
+        def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> float:
+            proba = estimator.predict_proba(x) if config.is_classification else None
+            return float(compute(y, estimator.predict(x), proba).get(name, np.nan))
+
+        return score
+
+    scores = cross_validate(
+        ProjectEstimator(config, schema), features, target, cv=splitter, scoring={n: scorer(n) for n in names}
+    )
+    return {
+        "folds": folds,
+        "on": "train + validation",
+        "decision": "most probable class" if config.is_classification else "predicted value",
+        "metrics": {
+            name: {
+                "mean": round(float(np.nanmean(scores[f"test_{name}"])), 6),
+                "std": round(float(np.nanstd(scores[f"test_{name}"])), 6),
+                "folds": [round(float(v), 6) for v in scores[f"test_{name}"]],
+            }
+            for name in names
+        },
+    }
+
+
+# ---------------------------------------------------------------- probabilities
+def calibration(
+    y_true: pd.Series, proba: np.ndarray, y_pred: np.ndarray, classes: list[Any], positive: Any
+) -> dict[str, Any]:
+    """Brier score and a reliability curve: of the positive class's probability for two classes,
+    of the predicted class's probability (top-label) for more."""
+    truth = y_true.to_numpy()
+    if len(classes) == 2:
+        scores = proba[:, classes.index(positive)]
+        hits = np.asarray([value == positive for value in truth])
+        brier, of = brier_score_loss(hits, scores), f"{positive}"
+    else:
+        scores = proba.max(axis=1)
+        hits = np.asarray([a == b for a, b in zip(truth, y_pred, strict=True)])
+        brier, of = brier_score_loss(truth, proba, labels=classes), "the predicted class"
+    observed, predicted = calibration_curve(hits, scores, n_bins=10, strategy="quantile")
+    return {
+        "brier": round(float(brier), 6),
+        "of": of,
+        "curve": {
+            "mean_predicted": [round(float(v), 6) for v in predicted],
+            "fraction_positive": [round(float(v), 6) for v in observed],
+        },
+    }
+
+
+# ---------------------------------------------------------------- explanations and errors
+def importances(
+    config: Config, predictor: Any, features: pd.DataFrame, target: pd.Series, compute: Callable[..., Any]
+) -> list[dict[str, Any]]:
+    """Permutation importance of every feature on the test set: how much the target metric drops
+    when that feature's values are shuffled (model-agnostic, so every framework gets it)."""
+    metric, sign = config.evaluation.metric, 1.0 if config.evaluation.higher_is_better else -1.0
+
+    def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> float:
+        proba = estimator.predict_proba(x) if config.is_classification else None
+        return sign * float(compute(y, estimator.predict(x), proba).get(metric, np.nan))
+
+    result = permutation_importance(
+        ProjectEstimator.fitted(predictor),
+        features,
+        target,
+        scoring=score,
+        n_repeats=config.evaluation.permutation_repeats,
+        random_state=config.seed,
+    )
+    means, spreads = result.importances_mean, result.importances_std
+    rows = [
+        {"feature": name, "mean": round(float(mean), 6), "std": round(float(std), 6)}
+        for name, mean, std in zip(features.columns, means, spreads, strict=True)
+    ]
+    return sorted(rows, key=lambda row: -row["mean"])
+
+
+def worst_predictions(
+    config: Config,
+    features: pd.DataFrame,
+    y_true: pd.Series,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: list[Any],
+) -> list[dict[str, Any]]:
+    """The test rows the model gets most wrong: largest errors, or the most confident mistakes."""
+    count = config.evaluation.worst_predictions
+    truth = y_true.to_numpy()
+    if config.is_classification and proba is not None:
+        confidence = proba.max(axis=1)
+        wrong = np.flatnonzero(np.asarray([a != b for a, b in zip(truth, y_pred, strict=True)]))
+        order = wrong[np.argsort(-confidence[wrong])][:count]
+        detail = [{"confidence": round(float(confidence[i]), 6)} for i in order]
+    else:
+        errors = np.abs(truth.astype(float) - np.asarray(y_pred, dtype=float))
+        order = np.argsort(-errors)[:count]
+        detail = [{"absolute_error": round(float(errors[i]), 6)} for i in order]
+    records = features.iloc[order].astype(object).where(features.iloc[order].notna(), None)
+    return [
+        {"actual": truth[i], "predicted": y_pred[i], **extra, "features": record}
+        for i, extra, record in zip(order, detail, records.to_dict(orient="records"), strict=True)
+    ]
+
+
+# ---------------------------------------------------------------- fairness
+def group_metrics(
+    config: Config,
+    y_true: pd.Series,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    groups: pd.Series,
+    classes: list[Any],
+    positive: Any,
+) -> dict[str, Any]:
+    """The target metric per group with Fairlearn's MetricFrame: counts, between-group difference and
+    ratio, and for two classes demographic parity and equalized odds differences."""
+    metric = config.evaluation.metric
+    binary = config.is_classification and len(classes) == 2
+    column = classes.index(positive) if binary else None
+    scores = proba[:, column] if binary and proba is not None and column is not None else None
+
+    def target_metric(truth: Any, predicted: Any) -> float:
+        rows = np.asarray(predicted, dtype=int)
+        if binary and metric in POSITIVE_CLASS_METRICS and positive not in set(truth):
+            return np.nan  # about the positive class, on a group that has none
+        values = all_metrics(config, classes, positive)(
+            y_true.to_numpy()[rows], y_pred[rows], None if proba is None else proba[rows]
+        )
+        return float(values.get(metric, np.nan))
+
+    # MetricFrame passes the rows of each group; the metric reads labels and scores by row index.
+    frame = MetricFrame(
+        metrics={metric: target_metric, "rows": lambda truth, predicted: len(truth)},
+        y_true=y_true.to_numpy(),
+        y_pred=np.arange(len(y_true)),
+        sensitive_features=groups.astype(str).to_numpy(),
+    )
+    by_group = frame.by_group
+    result: dict[str, Any] = {
+        "groups": {
+            str(name): {"rows": int(row["rows"]), metric: _finite(row[metric])}
+            for name, row in by_group.iterrows()
+        },
+        "difference": _finite(frame.difference()[metric]),
+        "ratio": _finite(frame.ratio()[metric]),
+    }
+    if binary and scores is not None:
+        hits = np.asarray([value == positive for value in y_true.to_numpy()], dtype=int)
+        decided = np.asarray([value == positive for value in y_pred], dtype=int)
+        sensitive = groups.astype(str).to_numpy()
+        result["demographic_parity_difference"] = _finite(
+            demographic_parity_difference(hits, decided, sensitive_features=sensitive)
+        )
+        result["equalized_odds_difference"] = _finite(
+            equalized_odds_difference(hits, decided, sensitive_features=sensitive)
+        )
+    return result
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return round(value, 6) if np.isfinite(value) else None
