@@ -206,7 +206,9 @@ def calibration(
     else:
         scores = proba.max(axis=1)
         hits = np.asarray([a == b for a, b in zip(truth, y_pred, strict=True)])
-        brier, of = brier_score_loss(truth, proba, labels=classes), "the predicted class"
+        # float32 networks' softmax rows sum to 1 only within rounding: renormalised, not warned about
+        rows = proba / proba.sum(axis=1, keepdims=True)
+        brier, of = brier_score_loss(truth, rows, labels=classes), "the predicted class"
     observed, predicted = calibration_curve(hits, scores, n_bins=10, strategy="quantile")
     return {
         "brier": round(float(brier), 6),
