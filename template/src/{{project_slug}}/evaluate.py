@@ -313,6 +313,7 @@ def _slices(config: Config, slices: list[dict[str, Any]]) -> Any:
     for position, row in enumerate(slices):
         if row["note"]:  # undefined, or too few rows: said in words rather than drawn as a bar
             axis.text(0, position, f" {row['note']}", va="center", fontsize=8)
+    axis.invert_yaxis()  # the first slice on top: low to high, as in the report
     axis.set_xlabel(f"{metric} (test)")
     axis.set_title("Bias check: metric per slice")
     return figure
