@@ -69,6 +69,9 @@ class EvaluationConfig(_Section):
     # k-fold cross-validation of the training procedure on train + validation (0 switches it off).
     cv_folds: int = Field(default=5, ge=0, le=20)
     permutation_repeats: int = Field(default=3, ge=1, le=100)
+    # Cross-validation, permutation importance and partial dependence use a seeded sample of at most
+    # this many rows (metrics and intervals always use every test row), so large files stay quick.
+    analysis_rows: int = Field(default=5000, ge=100)
     worst_predictions: int = Field(default=10, ge=0, le=1000)
 
     @model_validator(mode="after")

@@ -174,12 +174,13 @@ def cross_validation(
 
         return score
 
+    features, target, sampled = sample(config, features, target)
     scores = cross_validate(
         ProjectEstimator(config, schema), features, target, cv=splitter, scoring={n: scorer(n) for n in names}
     )
     return {
         "folds": folds,
-        "on": "train + validation",
+        "on": f"train + validation ({'a seeded sample of ' if sampled else ''}{len(target)} rows)",
         "decision": "most probable class" if config.is_classification else "predicted value",
         "metrics": {
             name: {
@@ -190,6 +191,18 @@ def cross_validation(
             for name in names
         },
     }
+
+
+def sample(config: Config, features: pd.DataFrame, target: pd.Series) -> tuple[pd.DataFrame, pd.Series, bool]:
+    """At most ``evaluation.analysis_rows`` rows (seeded, stratified for classification)."""
+    limit = config.evaluation.analysis_rows
+    if len(features) <= limit:
+        return features, target, False
+    stratify = target if config.is_classification else None
+    kept_x, _, kept_y, _ = train_test_split(
+        features, target, train_size=limit, random_state=config.seed, stratify=stratify
+    )
+    return kept_x, kept_y, True
 
 
 # ---------------------------------------------------------------- probabilities
@@ -239,6 +252,7 @@ def importances(
         scoring=score,
         n_repeats=config.evaluation.permutation_repeats,
         random_state=config.seed,
+        max_samples=min(len(features), config.evaluation.analysis_rows),
     )
     means, spreads = result.importances_mean, result.importances_std
     rows = [

@@ -339,9 +339,10 @@ def _partial_dependence(
     if not top:
         axes[0][0].text(0.5, 0.5, "no numeric feature", ha="center")
         return figure
+    rows = x_test.sample(min(len(x_test), 1000), random_state=0)  # an average curve needs no more
     target = trained.metadata.get("positive_class") if trained.schema.task == "classification" else None
     PartialDependenceDisplay.from_estimator(
-        pipeline, x_test, top, target=target, ax=axes[0], grid_resolution=20
+        pipeline, rows, top, target=target, ax=axes[0], grid_resolution=20
     )
     of = f", probability of {target}" if target is not None else ""
     figure.suptitle(f"Partial dependence (test){of}")
