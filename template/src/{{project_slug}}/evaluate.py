@@ -9,6 +9,9 @@ slip through ``make all`` or CI; only a model that passes is promoted to ``model
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -383,7 +386,10 @@ def evaluate(config: Config, require_better: bool = False, force: bool = False) 
 
 def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
     """The whole evaluation report of ``trained``: metrics with intervals, references, variance,
-    calibration, explanations, errors, slices and the gate; figures are written as it goes."""
+    calibration, explanations, errors, slices and the gate; figures are written as it goes.
+
+    ``seconds`` in the report says what each analysis cost, so its price is visible in every run.
+    """
     schema, evaluation = trained.schema, config.evaluation
     x_test, y_test = split_xy(test, schema)
     y_pred = trained.predict(x_test)
@@ -395,15 +401,24 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     metric = evaluation.metric
     if test_metrics.get(metric) is None:
         raise ValueError(f"metric {metric!r} cannot be computed on this test set")
+    seconds: dict[str, float] = {}
+    clock = _Clock(seconds)
 
-    dummies, (linear_name, linear) = reference_predictions(trained, config, train, test)
-    baseline, strategy = best_baseline(trained, config, y_test, dummies)
+    with clock("references"):
+        dummies, (linear_name, linear) = reference_predictions(trained, config, train, test)
+        baseline, strategy = best_baseline(trained, config, y_test, dummies)
     references = {strategy[metric]: dummies[strategy[metric]], linear_name: linear}
-    truth = y_test.to_numpy()
-    intervals = diagnostics.bootstrap_intervals(config, truth, (y_pred, proba), references, compute)
-    slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
-    validation = data.load_split(config, "validation")
-    features, target = split_xy(pd.concat([train, validation], ignore_index=True), schema)
+    with clock("intervals"):
+        truth = y_test.to_numpy()
+        intervals = diagnostics.bootstrap_intervals(config, truth, (y_pred, proba), references, compute)
+    with clock("slices"):
+        slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
+    with clock("cross_validation"):
+        validation = data.load_split(config, "validation")
+        features, target = split_xy(pd.concat([train, validation], ignore_index=True), schema)
+        cross_validation = diagnostics.cross_validation(config, schema, features, target, compute)
+    with clock("permutation_importance"):
+        importance = diagnostics.importances(config, trained, x_test, y_test, compute)
     report: dict[str, Any] = {
         "model_version": trained.version,
         "framework": trained.metadata["framework"],
@@ -415,12 +430,12 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "baseline_strategy": strategy,
         "linear_baseline": {"model": linear_name, "test": _metrics(trained, config, y_test, *linear)},
         "validation": trained.metadata["validation_metrics"],
-        "cross_validation": diagnostics.cross_validation(config, schema, features, target, compute),
+        "cross_validation": cross_validation,
         "gate": _gate(config, test_metrics[metric], intervals["test"][metric], baseline[metric], strategy),
         "slices": slices,
         "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
         "fairness": fairness,
-        "permutation_importance": diagnostics.importances(config, trained, x_test, y_test, compute),
+        "permutation_importance": importance,
         "worst_predictions": diagnostics.worst_predictions(config, x_test, y_test, y_pred, proba, classes),
         "data_quality": data.load_manifest(config).get("quality", {}),
     }
@@ -428,8 +443,23 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         report["positive_class"] = positive  # what f1, precision, recall and the curves are about
         report["decision_threshold"] = trained.threshold
         report["calibration"] = diagnostics.calibration(y_test, proba, y_pred, classes, positive)
-    report["figures"] = plot_figures(trained, config, y_test, y_pred, proba, report, x_test)
+    with clock("figures"):
+        report["figures"] = plot_figures(trained, config, y_test, y_pred, proba, report, x_test)
+    report["seconds"] = seconds
     return report
+
+
+class _Clock:
+    """``with clock(name):`` adds the block's wall time to ``seconds[name]``."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
 def _gate(
