@@ -22,6 +22,8 @@ class ProjectConfig(_Section):
     name: str
     description: str = ""
     author: str = ""
+    # Where the project site is published (GitHub/GitLab Pages), linked from the README's results.
+    site_url: str | None = None
 
 
 class DataConfig(_Section):
