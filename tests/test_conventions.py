@@ -85,7 +85,7 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_github_workflows_validate_and_pass_zizmor(renders: dict[str, Path]) -> None:
     workflows = renders["github"] / ".github" / "workflows"
     files = sorted(workflows.glob("*.yml"))
-    assert [file.name for file in files] == ["ci.yml", "retrain.yml"]
+    assert [file.name for file in files] == ["ci.yml", "pages.yml", "retrain.yml"]
     check_jsonschema("vendor.github-workflows", *files)
     zizmor(workflows)
 
@@ -111,6 +111,37 @@ def test_github_workflows_validate_and_pass_zizmor(renders: dict[str, Path]) -> 
                  "ISSUE_TEMPLATE/feature_request.md", "ISSUE_TEMPLATE/data_problem.md"):  # fmt: skip
         assert (github / name).is_file(), name
     assert (github / "CODEOWNERS").read_text().split()[-2:] == ["*", "@janedoe"]
+
+
+def test_pages_workflow_gives_pages_rights_to_the_deploy_job_only(renders: dict[str, Path]) -> None:
+    """The site is built from a pipeline run by a read-only job; only deploying may write to Pages."""
+    path = renders["github"] / ".github" / "workflows" / "pages.yml"
+    workflow = yaml.safe_load(path.read_text())
+    assert workflow["permissions"] == {}, "nothing granted to every job"
+    jobs = workflow["jobs"]
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert jobs["deploy"]["needs"] == "build"
+    assert jobs["deploy"]["environment"]["name"] == "github-pages"
+    runs = [step.get("run") for step in jobs["build"]["steps"]]
+    assert runs.index("make data train evaluate") < runs.index("make site")
+    for step in [step for job in jobs.values() for step in job["steps"] if "uses" in step]:
+        assert PINNED.match(step["uses"]), step["uses"]
+        if step["uses"].startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    upload = next(s for s in jobs["build"]["steps"] if "upload-pages-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == "build/site"
+    # The easy mistake, Pages rights granted to the whole workflow (so to the build too): zizmor fails it.
+    wide = path.read_text().replace(
+        "permissions: {}", "permissions:\n  contents: read\n  pages: write\n  id-token: write", 1
+    )
+    wide = wide.replace("    permissions:\n      contents: read\n", "", 1)
+    assert "pages" in yaml.safe_load(wide)["permissions"]
+    (bad := renders["github"].parent / "wide" / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
+    (bad / "pages.yml").write_text(wide)
+    findings = run([tool("zizmor"), "--offline", str(bad)], cwd=ROOT, check=False)
+    assert findings.returncode != 0
+    assert "excessive-permissions" in findings.stdout, findings.stdout
 
 
 def test_the_workflow_checks_can_fail(renders: dict[str, Path], tmp_path: Path) -> None:
@@ -142,8 +173,14 @@ def test_gitlab_ci_validates_and_has_no_github_files(renders: dict[str, Path]) -
     project = renders["gitlab"]
     check_jsonschema("vendor.gitlab-ci", project / ".gitlab-ci.yml")
     pipeline = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
-    assert {"lint", "typecheck", "test", "pipeline", "docker"} <= set(pipeline)
+    assert {"lint", "typecheck", "test", "pipeline", "docker", "pages"} <= set(pipeline)
     assert pipeline["pipeline"]["artifacts"]["when"] == "always"
+    assert "make site" in pipeline["pipeline"]["script"]
+    assert "build/site/" in pipeline["pipeline"]["artifacts"]["paths"]
+    pages = pipeline["pages"]  # GitLab publishes a job named pages whose artifact is public/
+    assert pages["needs"] == ["pipeline"]
+    assert pages["artifacts"]["paths"] == ["public"]
+    assert pages["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
     for name in ("merge_request_templates/Default.md", "issue_templates/Bug.md",
                  "issue_templates/Feature.md", "issue_templates/Data_problem.md", "CODEOWNERS"):  # fmt: skip
         assert (project / ".gitlab" / name).is_file(), name
