@@ -13,9 +13,13 @@ are missing the browser tests fail rather than skip, so CI cannot pass without r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.client import HTTPConnection
@@ -25,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import answers, http, project_env, render, run, served
+from tests.helpers import ROOT, answers, free_port, http, project_env, render, run, served
 
 pytestmark = pytest.mark.slow
 
@@ -195,6 +199,114 @@ def test_docs_render_offline(live: Live, browser: Any) -> None:
     paths = {e.text.strip() for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert {"/predict", "/metadata", "/health"} <= paths
     assert_loaded_offline(browser, live.base)
+
+
+# ---------------------------------------------------------------- the project site
+
+SHOTS = ROOT / ".test-output"  # screenshots a person can look at after the run (git-ignored)
+
+
+@contextlib.contextmanager
+def static_server(folder: Path, log_path: Path) -> Iterator[str]:
+    """A plain static file server on a loopback port (what GitHub or GitLab Pages does with the site)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "http.server",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+                str(folder),
+            ],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError):
+                if http("GET", f"{base}/index.html", timeout=2)[0] == 200:
+                    break
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_report_fills_the_readme_once(live: Live) -> None:
+    readme = live.project / "README.md"
+    readme.write_text("A line of my own.\n\n" + readme.read_text())
+    run(["make", "report"], live.project, live.env)
+    first = readme.read_text()
+    assert first.startswith("A line of my own.\n"), "the user's line above the markers is kept"
+    section = first[first.index("<!-- results:start -->") : first.index("<!-- results:end -->")]
+    metrics = json.loads((live.project / "reports" / "metrics.json").read_text())
+    assert f"{metrics['gate']['metric']} = {metrics['gate']['point']:.4f}" in section
+    assert "baseline" in section
+    assert "Run `make all && make report`" not in section, "the placeholder was replaced"
+    run(["make", "report"], live.project, live.env)
+    assert readme.read_text() == first, "a second make report changed README.md"
+
+
+def test_site_is_offline_complete_and_searchable(live: Live, browser: Any) -> None:
+    """``make site`` (strict), served as static files: every page loads only its own files, every
+    internal link and image resolves, no page is empty, and search answers from the static index."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    start = time.perf_counter()
+    run(["make", "site"], live.project, live.env)
+    print(f"\nmake site ({live.framework}): {time.perf_counter() - start:.1f} s")
+    folder = live.project / "build" / "site"
+    pages = sorted(path.name for path in folder.glob("*.html") if path.name != "404.html")
+    assert {"index.html", "data.html", "model.html", "evaluation.html", "monitoring.html", "api.html",
+            "reproduce.html"} <= set(pages), pages  # fmt: skip
+    SHOTS.mkdir(exist_ok=True)
+    browser.set_window_size(1280, 1600)
+    with static_server(folder, live.project / ".site-server.log") as base:
+        links: set[str] = set()
+        for page in pages:
+            open_page(browser, f"{base}/{page}")
+            assert_loaded_offline(browser, base)
+            failed = browser.execute_script(
+                "return performance.getEntriesByType('resource')"
+                ".filter(e => e.responseStatus && e.responseStatus >= 400).map(e => e.name)"
+            )
+            assert not failed, f"{page}: failed requests {failed}"
+            broken = browser.execute_script(
+                "return [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+            )
+            assert not broken, f"{page}: images that do not load {broken}"
+            text = browser.find_element(By.CSS_SELECTOR, "article").text
+            assert len(text) > 200, f"{page} is (nearly) empty: {text!r}"
+            links |= set(
+                browser.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)")
+            )
+            if page in {"index.html", "evaluation.html"}:
+                browser.save_screenshot(
+                    str(SHOTS / f"site-{live.framework}-{page.removesuffix('.html')}.png")
+                )
+        internal = {link.split("#")[0] for link in links if link.startswith(base + "/")}
+        dead = [link for link in sorted(internal) if http("GET", link)[0] != 200]
+        assert not dead, f"internal links that do not resolve: {dead}"
+
+        open_page(browser, f"{base}/index.html")
+        browser.find_element(By.CSS_SELECTOR, "label[for='__search']").click()
+        query = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
+        query.send_keys("baseline")
+        WebDriverWait(browser, 20).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, ".md-search-result__item"))
+        )
+        assert_loaded_offline(browser, base)
 
 
 # ---------------------------------------------------------------- fuzzing

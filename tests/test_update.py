@@ -30,6 +30,8 @@ NEW_FILE = "docs/UPGRADING.md"
 CONFIG_V2_LINE = "# v2: a line the template added to its default config\n"
 USER_CONFIG_LINE = "# tuned by me: keep this\n"
 USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+USER_LINE_ABOVE_RESULTS = "Read this first: the results below come from the demo data."
 
 
 def git_env() -> dict[str, str]:
@@ -127,6 +129,10 @@ def assert_updated_keeping_user_edits(project: Path) -> None:
     assert not re.search(r"^<{7} ", readme, re.MULTILINE), "conflict markers left"
 
 
+def section_between_markers(readme: str) -> str:
+    return readme[readme.index(RESULTS_START) : readme.index(RESULTS_END)]
+
+
 # ---------------------------------------------------------------- fast
 
 
@@ -217,6 +223,16 @@ def test_update_keeps_user_edits_and_the_project_still_passes(template_repo: Pat
     """Scenario 1 through ``run_update``: edits survive, v2 arrives, the project's tests pass."""
     project = new_v1(template_repo, tmp_path / "p", install=True)
     edit_like_a_user(project)
+    # The README's results section, filled by the project's own pipeline, with a user line above it.
+    run(["make", "all"], cwd=project)
+    run(["make", "report"], cwd=project)
+    readme = project / "README.md"
+    readme.write_text(
+        readme.read_text().replace(RESULTS_START, f"{USER_LINE_ABOVE_RESULTS}\n{RESULTS_START}", 1)
+    )
+    commit(project, "docs: results of my first run")
+    results = section_between_markers(readme.read_text())
+    assert "Run `make all && make report`" not in results
     start = time.perf_counter()
     result = run_update(project, defaults=True)
     seconds = time.perf_counter() - start
@@ -225,6 +241,13 @@ def test_update_keeps_user_edits_and_the_project_still_passes(template_repo: Pat
     assert {name for _, name in result.changed} >= {"README.md", NEW_FILE, ".copier-answers.yml"}
     assert not result.synced, "no dependency changed, so no re-sync"
     assert_updated_keeping_user_edits(project)
+    updated = readme.read_text()
+    assert f"{USER_LINE_ABOVE_RESULTS}\n{RESULTS_START}" in updated, (
+        "the user's line above the results was lost"
+    )
+    assert section_between_markers(updated) == results, "the update touched the filled results section"
+    run(["make", "report"], cwd=project)
+    assert readme.read_text() == updated, "make report after the update changed README.md"
     run(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
 
 
