@@ -186,6 +186,62 @@ def test_demo_page_predicts_in_a_real_browser(live: Live, browser: Any) -> None:
     assert not browser.find_element(By.ID, "result").is_displayed()
 
 
+def test_demo_page_reads_well_at_phone_and_desktop_widths(live: Live, browser: Any) -> None:
+    """Title and problem from the project, the headline result, labelled inputs, real test examples
+    (one the model gets wrong), bars for the answer, the keyboard alone enough, no sideways scroll."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    SHOTS.mkdir(exist_ok=True)
+    project = live.meta["project"]
+    examples = live.meta["examples"]
+    assert examples, "the demo render offers real test examples"
+    assert not examples[-1]["correct"], "one example is a mistake of the model"
+    for width in (390, 1280):
+        browser.set_window_size(width, 1000)
+        wait = WebDriverWait(browser, 20)
+        open_page(browser, f"{live.base}/")
+        wait.until(ec.visibility_of_element_located((By.ID, "key-form")))
+        browser.find_element(By.ID, "api-key").send_keys(API_KEY + Keys.ENTER)  # Enter submits
+        wait.until(ec.visibility_of_element_located((By.ID, "predict-form")))
+        assert browser.find_element(By.ID, "title").text == project["name"]
+        assert browser.title.startswith(project["name"])
+        assert browser.find_element(By.ID, "problem").text == project["problem_statement"]
+        gate = live.meta["gate"]["gate"]
+        assert f"{gate['metric']} {gate['point']:.4f}" in browser.find_element(By.ID, "headline").text
+        unlabelled = browser.execute_script(
+            "return [...document.querySelectorAll('#predict-form input, #predict-form select')]"
+            ".filter(e => e.labels.length === 0).map(e => e.id)"
+        )
+        assert not unlabelled, unlabelled
+        picker = Select(browser.find_element(By.ID, "example"))
+        assert len(picker.options) == len(examples) + 1
+        picker.select_by_index(len(examples))  # the mistake
+        wrong = examples[-1]
+        name = numeric_names(live)[0]
+        assert float(browser.find_element(By.ID, f"feature-{name}").get_attribute("value")) == pytest.approx(
+            wrong["features"][name]
+        )
+        browser.find_element(By.ID, f"feature-{name}").send_keys(Keys.ENTER)  # keyboard only
+        wait.until(ec.visibility_of_element_located((By.ID, "result")))
+        expected = live.predict([wrong["features"]])["predictions"][0]
+        assert expected != wrong["actual"], "the example the page calls wrong is wrong"
+        assert browser.find_element(By.ID, "prediction").text == f"{live.meta['target']}: {expected}"
+        bars = browser.find_elements(By.CSS_SELECTOR, "#probabilities progress")
+        assert len(bars) == len(live.meta["classes"])
+        values = [float(bar.get_attribute("value")) for bar in bars]
+        assert values == sorted(values, reverse=True)
+        assert sum(values) == pytest.approx(1, abs=1e-3)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the page scrolls sideways by {overflow} px at {width} px"
+        assert_loaded_offline(browser, live.base)
+        browser.save_screenshot(str(SHOTS / f"demo-{live.framework}-{width}px.png"))
+
+
 def test_docs_render_offline(live: Live, browser: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -300,8 +356,9 @@ def test_site_is_offline_complete_and_searchable(live: Live, browser: Any) -> No
         assert not dead, f"internal links that do not resolve: {dead}"
 
         open_page(browser, f"{base}/index.html")
-        browser.find_element(By.CSS_SELECTOR, "label[for='__search']").click()
-        query = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
+        browser.find_element(By.TAG_NAME, "body").send_keys("/")  # the theme's search shortcut
+        query = browser.switch_to.active_element
+        assert "md-search__input" in query.get_attribute("class").split(), "the shortcut did not focus search"
         query.send_keys("baseline")
         WebDriverWait(browser, 20).until(
             ec.presence_of_element_located((By.CSS_SELECTOR, ".md-search-result__item"))

@@ -103,6 +103,9 @@ class ServingConfig(_Section):
     # The prediction log is rotated past this size; this many rotated files are kept.
     log_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     log_keep_files: int = Field(default=5, ge=1)
+    # Real test rows offered on the demo page (one the model gets wrong among them). Off unless set:
+    # a user's rows may be people's records, and /metadata shows them to every client.
+    demo_examples: int = Field(default=0, ge=0, le=20)
 
 
 class SearchDimension(_Section):

@@ -13,6 +13,7 @@ interface, so scikit-learn's tools run on every framework alike.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -286,6 +287,33 @@ def worst_predictions(
     return [
         {"actual": truth[i], "predicted": y_pred[i], **extra, "features": record}
         for i, extra, record in zip(order, detail, records.to_dict(orient="records"), strict=True)
+    ]
+
+
+def demo_examples(
+    config: Config, features: pd.DataFrame, y_true: pd.Series, y_pred: np.ndarray
+) -> list[dict[str, Any]]:
+    """``serving.demo_examples`` real test rows for the demo page: rows the model gets right (one
+    class after another, or the smallest errors) and the one it gets most wrong, so a visitor sees
+    both. None unless the config asks: a user's rows may be people's records."""
+    count = config.serving.demo_examples
+    if not count:
+        return []
+    truth = y_true.to_numpy()
+    if config.is_classification:
+        right = np.asarray([a == b for a, b in zip(truth, y_pred, strict=True)])
+        by_class = [np.flatnonzero(right & (truth == label)) for label in sorted(set(truth), key=str)]
+        chosen = [int(i) for row in itertools.zip_longest(*by_class) for i in row if i is not None]
+        wrong = np.flatnonzero(~right)
+    else:
+        errors = np.abs(truth.astype(float) - np.asarray(y_pred, dtype=float))
+        order = np.argsort(errors, kind="stable")
+        chosen, wrong = [int(i) for i in order[: len(order) // 2]], order[-1:]
+    picks = chosen[: count - 1 if len(wrong) else count] + [int(i) for i in wrong[:1]]
+    rows = features.iloc[picks].astype(object).where(features.iloc[picks].notna(), None)
+    return [
+        {"actual": truth[i], "predicted": y_pred[i], "correct": bool(i not in wrong), "features": record}
+        for i, record in zip(picks, rows.to_dict(orient="records"), strict=True)
     ]
 
 

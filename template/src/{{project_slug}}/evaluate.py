@@ -437,6 +437,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "fairness": fairness,
         "permutation_importance": importance,
         "worst_predictions": diagnostics.worst_predictions(config, x_test, y_test, y_pred, proba, classes),
+        "demo_examples": diagnostics.demo_examples(config, x_test, y_test, y_pred),
         "data_quality": data.load_manifest(config).get("quality", {}),
     }
     if config.is_classification and proba is not None:

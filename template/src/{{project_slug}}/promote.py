@@ -109,7 +109,13 @@ def promote(
                 reason = f"served although its gate failed (--force); {reason}"
         artifacts.write_json(
             candidate.directory / EVALUATION_FILE,
-            {"gate": report["gate"], "forced": force and not gate_passed},
+            {
+                "gate": report["gate"],
+                "forced": force and not gate_passed,
+                # What the demo page shows: the test metrics and real examples (when configured).
+                "test": report.get("test"),
+                "examples": report.get("demo_examples", []),
+            },
         )
         if promote_it:
             artifacts.swap_in(candidate.directory, config.model_dir)

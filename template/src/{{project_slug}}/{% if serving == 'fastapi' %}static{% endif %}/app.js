@@ -3,6 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 let meta = null;
+let current = {}; // the record the form was last filled from (the chosen example)
+const number = (value) => (typeof value === "number" ? value.toFixed(4) : String(value));
 
 function field(feature, value) {
   const row = document.createElement("p");
@@ -32,10 +34,78 @@ function field(feature, value) {
   return row;
 }
 
-function fill(example) {
-  const fieldset = $("features");
-  fieldset.replaceChildren(fieldset.querySelector("legend"));
-  for (const feature of meta.features) fieldset.append(field(feature, example[feature.name]));
+function group(title, features, values) {
+  const fieldset = document.createElement("fieldset");
+  const legend = document.createElement("legend");
+  legend.textContent = title;
+  fieldset.append(legend);
+  for (const feature of features) fieldset.append(field(feature, values[feature.name]));
+  return fieldset;
+}
+
+// Inputs in two groups, numbers then categories, each in the schema's order.
+function fill(values) {
+  current = values;
+  const groups = [
+    ["Numbers", meta.features.filter((f) => f.kind === "numeric")],
+    ["Categories", meta.features.filter((f) => f.kind !== "numeric")],
+  ];
+  $("features").replaceChildren(
+    ...groups.filter(([, features]) => features.length).map(([title, features]) => group(title, features, values)),
+  );
+}
+
+// "Typical values" (medians and most frequent values) and real test rows, one the model gets wrong.
+function examples() {
+  const select = $("example");
+  const options = [["typical", "Typical values (medians, most frequent)"]];
+  (meta.examples || []).forEach((example, i) => {
+    const verdict = example.correct ? "the model gets it right" : "the model gets it wrong";
+    options.push([String(i), "Test example " + (i + 1) + ": actual " + number(example.actual) + " (" + verdict + ")"]);
+  });
+  select.replaceChildren(
+    ...options.map(([value, text]) => {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      return option;
+    }),
+  );
+}
+
+function chooseExample() {
+  const choice = $("example").value;
+  const example = choice === "typical" ? null : meta.examples[Number(choice)];
+  $("example-note").textContent = example
+    ? "A real row of the held-out test set; its true " + meta.target + " is " + number(example.actual) + "."
+    : "Not a real record: each value is typical of the training data.";
+  fill(example ? example.features : meta.example);
+}
+
+function headline() {
+  const gate = meta.gate && meta.gate.gate;
+  if (!gate) return;
+  const relation = gate.higher_is_better ? "≥" : "≤";
+  const parts = [gate.metric + " " + number(gate.point ?? gate.value) + " on held-out test data"];
+  if (gate.threshold !== null && gate.threshold !== undefined) parts.push("target " + relation + " " + gate.threshold);
+  parts.push("best baseline " + number(gate.baseline) + " (" + gate.baseline_strategy + ")");
+  parts.push(gate.passed ? "gate passed" : meta.gate.forced ? "gate FAILED, served by override" : "gate FAILED");
+  $("headline").textContent = parts.join(" · ");
+  $("headline").classList.toggle("failed", !gate.passed);
+  $("headline").hidden = false;
+}
+
+function links() {
+  const site = meta.project && meta.project.site_url;
+  const span = $("links");
+  span.replaceChildren();
+  if (!site) return;
+  for (const [text, href] of [["Model card", site + "model.html"], ["project site", site]]) {
+    const a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    span.append(a, document.createTextNode(" · "));
+  }
 }
 
 function record() {
@@ -62,18 +132,32 @@ function showResult(body) {
   const rows = table.querySelector("tbody");
   rows.replaceChildren();
   if (body.probabilities) {
-    for (const [name, p] of Object.entries(body.probabilities[0])) {
+    const ranked = Object.entries(body.probabilities[0]).sort((a, b) => b[1] - a[1]);
+    for (const [name, p] of ranked) {
       const tr = document.createElement("tr");
-      const cls = document.createElement("td");
-      const prob = document.createElement("td");
+      const cls = document.createElement("th");
+      const bar = document.createElement("td");
+      const meter = document.createElement("progress");
+      cls.scope = "row";
       cls.textContent = name;
-      prob.textContent = (100 * p).toFixed(1) + " %";
-      tr.append(cls, prob);
+      meter.max = 1;
+      meter.value = p;
+      meter.textContent = (100 * p).toFixed(1) + " %";
+      meter.setAttribute("aria-label", "probability of " + name);
+      bar.className = "bar";
+      bar.append(meter, " " + (100 * p).toFixed(1) + " %");
+      tr.append(cls, bar);
       rows.append(tr);
     }
   }
+  const threshold = meta.decision_threshold;
+  $("decision").textContent = threshold
+    ? "The model answers " + threshold.positive_class + " when its probability is at least " + threshold.value + " (" + threshold.rule + ")."
+    : "";
+  $("decision").hidden = !threshold || !body.probabilities;
   table.hidden = !body.probabilities;
   $("result").hidden = false;
+  $("result").scrollIntoView({ block: "nearest" }); // on a phone the answer is below a long form
 }
 
 function detail(body) {
@@ -132,13 +216,21 @@ async function start() {
     $("summary").textContent = "Cannot load the model description: " + error.message;
     return;
   }
-  document.title = "Demo: predict " + meta.target;
-  $("title").textContent = "Predict " + meta.target;
-  const task = meta.task === "classification" ? "classifies into " + meta.classes.join(", ") : "predicts a number";
+  const project = meta.project || { name: "Predict " + meta.target };
+  document.title = project.name + " — demo";
+  $("title").textContent = project.name;
+  $("problem").textContent = project.problem_statement || "";
+  $("problem").hidden = !project.problem_statement;
+  const task =
+    meta.task === "classification" ? "answers one of " + meta.classes.join(", ") : "predicts a number";
   $("summary").textContent =
-    meta.architecture + " (" + meta.framework + ", model " + meta.model_version + ") " + task + ". Edit the example and press Predict.";
+    "Predicts " + meta.target + ": " + meta.architecture + " (" + meta.framework + ") " + task +
+    ". Pick a starting point, edit any value and press Predict.";
+  headline();
+  links();
   $("key-form").hidden = !meta.api_key_required;
-  fill(meta.example);
+  examples();
+  chooseExample();
   $("predict-form").hidden = false;
 }
 
@@ -147,5 +239,6 @@ $("key-form").addEventListener("submit", (event) => {
   start();
 });
 $("predict-form").addEventListener("submit", predict);
-$("reset").addEventListener("click", () => fill(meta.example));
+$("reset").addEventListener("click", () => fill(current));
+$("example").addEventListener("change", chooseExample);
 start();
