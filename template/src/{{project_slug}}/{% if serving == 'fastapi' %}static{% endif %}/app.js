@@ -60,7 +60,10 @@ function examples() {
   const select = $("example");
   const options = [["typical", "Typical values (medians, most frequent)"]];
   (meta.examples || []).forEach((example, i) => {
-    const verdict = example.correct ? "the model gets it right" : "the model gets it wrong";
+    const verdict =
+      meta.task === "classification"
+        ? example.correct ? "the model gets it right" : "the model gets it wrong"
+        : "the model is off by " + number(Math.abs(example.predicted - example.actual));
     options.push([String(i), "Test example " + (i + 1) + ": actual " + number(example.actual) + " (" + verdict + ")"]);
   });
   select.replaceChildren(
