@@ -227,7 +227,9 @@ def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task:
 
     # Seeded: training again on the same data gives the same model.
     run(["uv", "run", "--frozen", "python", "-m", slug, "train"], cwd=project, env=env)
-    again = json.loads((project / "models" / "model" / "metadata.json").read_text())
+    candidate = json.loads((project / "reports" / "candidate.json").read_text())  # a new candidate
+    again = json.loads((project / candidate["directory"] / "metadata.json").read_text())
+    assert again["model_version"] != metadata["model_version"]
     assert again["validation_metrics"] == metadata["validation_metrics"]
 
     # A user's CSV: missing values, a categorical column, string labels (three classes) or a numeric target.
