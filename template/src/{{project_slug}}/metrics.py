@@ -76,7 +76,10 @@ def choose_threshold(
 
     With a cost ratio, the cut-off that minimises false alarms + ratio x missed positives; for
     accuracy, the most accurate one; otherwise the best f1 (precision, recall and ROC AUC alone would
-    be gamed by an extreme cut-off). Read off scikit-learn's ROC and precision-recall curves.
+    be gamed by an extreme cut-off). Read off scikit-learn's ROC and precision-recall curves, whose
+    cut-offs are the scores of single rows: the one kept lies halfway to the next lower score, so it
+    makes the same decisions on these rows without resting on one row's score (and rounding cannot
+    move it past that row). The validation value is measured again at the cut-off kept.
     """
     positives = np.asarray([value == positive for value in y_true])
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
@@ -95,11 +98,19 @@ def choose_threshold(
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.nan_to_num(2 * precision * recall / (precision + recall))
         rule, name = "highest f1 on the validation split", "f1"
-    best = int(np.argmax(values))
-    value = float(values[best]) if name != "cost" else float(-values[best])
+    cut = float(cuts[int(np.argmax(values))])
+    lower = scores[scores < cut]
+    threshold = round((cut + float(lower.max())) / 2 if lower.size else cut / 2, 6)
+    decided = scores >= threshold
+    if name == "cost":
+        value = float(np.sum(decided & ~positives) + cost_ratio * np.sum(~decided & positives))
+    elif name == "accuracy":
+        value = float(skm.accuracy_score(positives, decided))
+    else:
+        value = float(skm.f1_score(positives, decided, zero_division=0))
     return {
         "positive_class": positive,
-        "value": round(float(cuts[best]), 6),
+        "value": threshold,
         "rule": rule,
         f"validation_{name}": round(value, 6),
     }
