@@ -29,6 +29,12 @@ from .config import Config
 from .report import Results, headline, load_results, metrics_table, number, verdict
 
 MKDOCS_FILE = "mkdocs.yml"
+# The theme's script falls back to unpkg.com for two things this site never uses (a ResizeObserver
+# polyfill for old browsers, mermaid for pages with diagrams). The built site reaches no other host:
+# those addresses are pointed at the site's own folder (where nothing is: a 404, never a request
+# elsewhere), and source maps, read only by a debugger, are left out.
+CDN = "https://unpkg.com/"
+LOCAL_INSTEAD = "assets/external/"
 TOP_IMPORTANCES = 10
 
 
@@ -368,4 +374,15 @@ def build_site(config: Config) -> Path:
     pages = write_pages(config, config.root / settings.get("docs_dir", "docs"))
     site = load_mkdocs(str(config_file), nav=[{page.title: page.file} for page in pages], strict=True)
     build(site)
-    return Path(site["site_dir"])
+    return seal(Path(site["site_dir"]))
+
+
+def seal(folder: Path) -> Path:
+    """The built site without a single address of another host in its scripts (see ``CDN``)."""
+    for source_map in folder.rglob("*.map"):
+        source_map.unlink()
+    for script in folder.rglob("*.js"):
+        text = script.read_text(encoding="utf-8")
+        if CDN in text:
+            script.write_text(text.replace(CDN, LOCAL_INSTEAD), encoding="utf-8")
+    return folder
