@@ -248,15 +248,6 @@ def api_page(config: Config) -> tuple[Page, dict[str, Any]] | None:
         f"`make serve` answers on {base} (the demo page is `/`, interactive docs `/docs`). With `API_KEY` "
         "set, `/predict`, `/metadata` and `/metrics` need it in the `X-API-Key` header.",
         "",
-        "## Try it",
-        "",
-        "```bash",
-        f"curl -s {base}/health",
-        f"curl -s {base}/metadata",
-        f"curl -s -X POST {base}/predict -H 'content-type: application/json' \\",
-        "     -d '" + json.dumps(example).replace("'", "'\\''") + "'",
-        "```",
-        "",
         "## Endpoints",
         "",
         "| Method | Path | What it does | Answers |",
@@ -266,12 +257,22 @@ def api_page(config: Config) -> tuple[Page, dict[str, Any]] | None:
         for method, operation in operations.items():
             codes = ", ".join(sorted(operation.get("responses", {})))
             lines.append(f"| {method.upper()} | `{path}` | {operation.get('summary', '')} | {codes} |")
+    body = json.dumps(example).replace("'", "'\\''")
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            lines += ["", f"### {method.upper()} `{path}`", "", operation.get("description", "").strip()]
+            command = f"curl -s {base}{path}"
+            if method == "post":
+                json_header = "-H 'content-type: application/json'"
+                command = f"curl -s -X POST {base}{path} {json_header} \\\n     -d '{body}'"
+            lines += ["", "```bash", command, "```"]
+    lines += ["", "## Request and response schemas"]
     for name, component in schema.get("components", {}).get("schemas", {}).items():
         properties = component.get("properties") or {}
         if not properties:
             continue
         required = set(component.get("required", []))
-        lines += ["", f"### `{name}`", "", "| Field | Type | Required |", "|---|---|---|"]
+        lines += ["", f"### Schema `{name}`", "", "| Field | Type | Required |", "|---|---|---|"]
         for field, spec in properties.items():
             lines.append(f"| `{field}` | {_type(spec)} | {'yes' if field in required else 'no'} |")
     lines += ["", "The whole schema: [openapi.json](openapi.json)."]
