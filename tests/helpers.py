@@ -210,3 +210,29 @@ def served(project: Path, env: Mapping[str, str] | None = None, startup_timeout:
 
 def uv_available() -> bool:
     return shutil.which("uv") is not None
+
+
+def strict_json(path: Path) -> Any:
+    """A JSON artifact, refusing ``NaN``/``Infinity`` (Python's reader would accept them silently)."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{path} holds a bare {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def assert_reviewers_report(report: Mapping[str, Any]) -> None:
+    """What every framework's default render reports (issue 15): intervals, cross-validation, the
+    best dummy and a linear reference, and for classification the Brier score, calibration data and
+    the decision threshold chosen on validation data."""
+    metric = report["gate"]["metric"]
+    low, high = report["intervals"]["test"][metric]
+    assert low <= high
+    assert set(report["intervals"][f"{metric}_difference"]) >= {report["linear_baseline"]["model"]}
+    assert report["cross_validation"]["metrics"][metric]["std"] is not None
+    assert report["baseline"][metric] is not None
+    assert report["linear_baseline"]["test"][metric] is not None
+    if report["task"] == "classification":
+        assert 0 <= report["calibration"]["brier"] <= 1
+        assert report["calibration"]["curve"]["mean_predicted"]
+        assert 0 < report["decision_threshold"]["value"] < 1

@@ -25,7 +25,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import answers, http, megabytes, project_env, render, run, served
+from tests.helpers import (
+    answers,
+    assert_reviewers_report,
+    http,
+    megabytes,
+    project_env,
+    render,
+    run,
+    served,
+    strict_json,
+)
 
 FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "tensorflow")
 # The modules that must be the same text whatever the framework.
@@ -197,8 +207,9 @@ def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task:
     train_line = re.search(r"Train \((\d+(?:\.\d+)?)s\)", pipeline.stdout + pipeline.stderr)
     assert train_line, pipeline.stderr
 
-    report = json.loads((project / "reports" / "metrics.json").read_text())
+    report = strict_json(project / "reports" / "metrics.json")
     assert report["framework"] == framework
+    assert_reviewers_report(report)
     assert report["gate"]["passed"], report["gate"]
     metric, higher_is_better = report["gate"]["metric"], report["gate"]["higher_is_better"]
     assert (report["test"][metric] > report["baseline"][metric]) == higher_is_better, report["test"]

@@ -15,7 +15,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, answers, copy_command, http, project_env, render, run, served
+from tests.helpers import (
+    ROOT,
+    answers,
+    assert_reviewers_report,
+    copy_command,
+    http,
+    project_env,
+    render,
+    run,
+    served,
+    strict_json,
+)
 
 # ---------------------------------------------------------------- fast: the render itself
 
@@ -163,7 +174,7 @@ def exercise(project: Path) -> dict[str, Any]:
         ["make", "all"],
     ):
         run(command, cwd=project, env=env)
-    report = json.loads((project / "reports" / "metrics.json").read_text())
+    report = strict_json(project / "reports" / "metrics.json")
     assert (project / "MODEL_CARD.md").read_text().startswith("# Model card")
     assert sorted(p.name for p in (project / "reports" / "figures").glob("*.png"))
     with served(project, env) as base:
@@ -186,6 +197,7 @@ def exercise(project: Path) -> dict[str, Any]:
 @pytest.mark.slow
 def test_default_classification_project_runs_end_to_end(tmp_path: Path) -> None:
     report = exercise(render(tmp_path / "p"))
+    assert_reviewers_report(report)
     assert report["gate"]["passed"]
     assert report["gate"]["metric"] == "f1"
     assert report["test"]["f1"] > report["baseline"]["f1"]
@@ -196,6 +208,7 @@ def test_default_classification_project_runs_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_regression_project_runs_end_to_end(tmp_path: Path) -> None:
     report = exercise(render(tmp_path / "p", {"task_type": "regression"}))
+    assert_reviewers_report(report)
     assert report["gate"]["metric"] == "rmse"
     assert report["test"]["rmse"] < report["baseline"]["rmse"]
     assert "residuals.png" in {Path(f).name for f in report["figures"]}
