@@ -14,7 +14,7 @@ interface, so scikit-learn's tools run on every framework alike.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,8 +79,10 @@ def all_metrics(config: Config, classes: list[Any], positive: Any) -> Callable[.
         y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
     ) -> dict[str, float]:
         if config.is_classification:
-            return classification_metrics(list(y_true), list(y_pred), proba, classes, positive, only)
-        return regression_metrics(list(y_true), list(y_pred), only)
+            return classification_metrics(
+                np.asarray(y_true), np.asarray(y_pred), proba, classes, positive, only
+            )
+        return regression_metrics(np.asarray(y_true), np.asarray(y_pred), only)
 
     return compute
 
@@ -92,9 +94,24 @@ def bootstrap_intervals(
     model: tuple[np.ndarray, np.ndarray | None],
     references: dict[str, tuple[np.ndarray, np.ndarray | None]],
     compute: Callable[..., dict[str, float]],
+    classes: Sequence[Any] = (),
+    positive: Any = None,
 ) -> dict[str, Any]:
     """Percentile intervals for every test metric of the model, and for the model-minus-reference
-    difference of the target metric (the same resampled rows for both, so the pairing is kept)."""
+    difference of the target metric (the same resampled rows for both, so the pairing is kept).
+
+    With ``classes`` (classification), labels are resampled as integer codes: the same metrics,
+    without sorting thousands of label strings in every one of the resamples.
+    """
+    if classes:
+        code = {label: index for index, label in enumerate(classes)}
+
+        def encode(labels: np.ndarray) -> np.ndarray:
+            return np.fromiter((code[label] for label in labels), dtype=np.int64, count=len(labels))
+
+        y_true, model = encode(y_true), (encode(model[0]), model[1])
+        references = {name: (encode(labels), proba) for name, (labels, proba) in references.items()}
+        compute = all_metrics(config, list(range(len(classes))), code[positive])
     evaluation = config.evaluation
     y_pred, proba = model
     names = list(compute(y_true, y_pred, proba))

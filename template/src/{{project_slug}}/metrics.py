@@ -9,6 +9,8 @@ import numpy as np
 from sklearn import metrics as skm
 
 CLASSIFICATION = ("f1", "accuracy", "precision", "recall", "roc_auc")
+# Labels or values: lists, or NumPy arrays (what the bootstrap resamples).
+Values = Sequence[Any] | np.ndarray
 REGRESSION = ("rmse", "mae", "r2")
 
 
@@ -25,8 +27,8 @@ def positive_label(classes: Sequence[Any], y_train: Sequence[Any], configured: A
 
 
 def classification_metrics(
-    y_true: Sequence[Any],
-    y_pred: Sequence[Any],
+    y_true: Values,
+    y_pred: Values,
     proba: np.ndarray | None,
     classes: Sequence[Any],
     positive: Any,
@@ -51,7 +53,7 @@ def classification_metrics(
     if only in (None, "roc_auc") and proba is not None and len(set(y_true)) == len(classes):
         if binary:
             column = list(classes).index(positive)
-            positives = np.asarray([value == positive for value in y_true])
+            positives = np.asarray(y_true) == positive
             result["roc_auc"] = skm.roc_auc_score(positives, proba[:, column])
         else:
             result["roc_auc"] = skm.roc_auc_score(y_true, proba, labels=list(classes), multi_class="ovr")
@@ -116,9 +118,7 @@ def choose_threshold(
     }
 
 
-def regression_metrics(
-    y_true: Sequence[float], y_pred: Sequence[float], only: str | None = None
-) -> dict[str, float]:
+def regression_metrics(y_true: Values, y_pred: Values, only: str | None = None) -> dict[str, float]:
     """RMSE, MAE and R² (``only``: that one)."""
     result = {
         "rmse": lambda: skm.root_mean_squared_error(y_true, y_pred),
