@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from .config import Config
 from .data import Schema
 from .features import build_preprocessor
-from .metrics import CLASSIFICATION, REGRESSION, classification_metrics, regression_metrics
+from .metrics import CLASSIFICATION, REGRESSION, classification_metrics, decide, regression_metrics
 from .model import build_model
 
 # Metrics about the positive class mean nothing on a group without positive cases.
@@ -260,8 +260,13 @@ def importances(
     metric, sign = config.evaluation.metric, 1.0 if config.evaluation.higher_is_better else -1.0
 
     def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> float:
-        proba = estimator.predict_proba(x) if config.is_classification else None
-        return sign * float(compute(y, estimator.predict(x), proba).get(metric, np.nan))
+        # One pass of the model per shuffle: labels are decided from the probabilities, as the API does.
+        if config.is_classification:
+            proba = estimator.predict_proba(x)
+            predicted = decide(proba, predictor.model.classes, predictor.threshold)
+        else:
+            proba, predicted = None, estimator.predict(x)
+        return sign * float(compute(y, predicted, proba, only=metric).get(metric, np.nan))
 
     result = permutation_importance(
         ProjectEstimator.fitted(predictor),
