@@ -142,7 +142,9 @@ def train(config: Config) -> TrainedModel:
     )
     threshold = decision_threshold(model, x_val, y_val, config, positive)
     created = datetime.now(UTC)
-    version = f"{created:%Y%m%d%H%M%S}-{manifest['data_hash'][:8]}-{secrets.token_hex(2)}"
+    # Microseconds in the version: candidates are ordered by name, and two trainings can finish
+    # within one second (a small XGBoost model does); the random tail only separates ties.
+    version = f"{created:%Y%m%d%H%M%S%f}-{manifest['data_hash'][:8]}-{secrets.token_hex(2)}"
     metadata = {
         "model_version": version,
         "created": created.isoformat(timespec="seconds"),
