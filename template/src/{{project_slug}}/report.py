@@ -129,13 +129,16 @@ def section(results: Results) -> str:
         "More: the [model card](MODEL_CARD.md) (every number explained), the project site "
         "(`make site`, then open `build/site/index.html`)"
         + (f", published at {results.config.project.site_url}" if results.config.project.site_url else "")
-        + (", and the demo page (`make serve`, then http://127.0.0.1:8000)." if _served_app() else "."),
+        + (", and the demo page (`make serve`, then http://127.0.0.1:8000)." if has_service() else "."),
     ]
     return "\n".join(lines)
 
 
-def _served_app() -> bool:
-    """Whether this project has the HTTP service (and so a demo page to point at)."""
+def has_service() -> bool:
+    """Whether this project was rendered with the HTTP service (and so a demo page and an API).
+
+    Asked of the package, not the config: the service is a module the project has or has not.
+    """
     from importlib.util import find_spec
 
     return find_spec(f"{__package__}.serve") is not None

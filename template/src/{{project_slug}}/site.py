@@ -26,7 +26,7 @@ import yaml
 
 from . import artifacts, data
 from .config import Config
-from .report import Results, headline, load_results, metrics_table, number, verdict
+from .report import Results, has_service, headline, load_results, metrics_table, number, verdict
 
 MKDOCS_FILE = "mkdocs.yml"
 # The theme's script falls back to unpkg.com for two things this site never uses (a ResizeObserver
@@ -232,10 +232,9 @@ def monitoring_page(config: Config) -> Page | None:
 
 def api_page(config: Config) -> tuple[Page, dict[str, Any]] | None:
     """Every endpoint with an example ``curl``, and the OpenAPI schema rendered as tables."""
-    try:
-        serve = importlib.import_module(f"{__package__}.serve")
-    except ModuleNotFoundError:  # a project without the HTTP service has no API page
+    if not has_service():
         return None
+    serve = importlib.import_module(f"{__package__}.serve")  # by name: not every project has it
     from .train import load_trained
 
     trained = load_trained(config)
