@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,19 +73,43 @@ class ProjectEstimator(BaseEstimator):
         return np.asarray(self.fitted_.predict_proba(features))
 
 
-def all_metrics(config: Config, classes: list[Any], positive: Any) -> Callable[..., dict[str, float]]:
-    """Every metric of the task for (y_true, y_pred, proba): the shared definitions in ``metrics``."""
+@dataclass(frozen=True)
+class TaskMetrics:
+    """Every metric of the task for (y_true, y_pred, proba): the shared definitions in ``metrics``.
 
-    def compute(
-        y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
+    ``only`` names the one metric a caller needs (a cheaper call). ``coded()`` gives the same metrics
+    on integer class codes, with the function that encodes labels: the bootstrap uses it, so callers
+    pass the classes once, here.
+    """
+
+    classification: bool
+    classes: tuple[Any, ...] = ()
+    positive: Any = None
+
+    def __call__(
+        self, y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
     ) -> dict[str, float]:
-        if config.is_classification:
+        if self.classification:
             return classification_metrics(
-                np.asarray(y_true), np.asarray(y_pred), proba, classes, positive, only
+                np.asarray(y_true), np.asarray(y_pred), proba, list(self.classes), self.positive, only
             )
         return regression_metrics(np.asarray(y_true), np.asarray(y_pred), only)
 
-    return compute
+    def coded(self) -> tuple[TaskMetrics, Callable[[np.ndarray], np.ndarray]]:
+        """These metrics on integer class codes, and the encoder (the identity for regression)."""
+        if not self.classes:
+            return self, lambda values: values
+        code = {label: index for index, label in enumerate(self.classes)}
+
+        def encode(labels: np.ndarray) -> np.ndarray:
+            return np.fromiter((code[label] for label in labels), dtype=np.int64, count=len(labels))
+
+        return TaskMetrics(True, tuple(range(len(self.classes))), code[self.positive]), encode
+
+
+def all_metrics(config: Config, classes: Sequence[Any], positive: Any) -> TaskMetrics:
+    """The metrics of this project's task (``classes`` and ``positive`` matter for classification)."""
+    return TaskMetrics(config.is_classification, tuple(classes), positive)
 
 
 # ---------------------------------------------------------------- uncertainty
@@ -93,27 +118,18 @@ def bootstrap_intervals(
     y_true: np.ndarray,
     model: tuple[np.ndarray, np.ndarray | None],
     references: dict[str, tuple[np.ndarray, np.ndarray | None]],
-    compute: Callable[..., dict[str, float]],
-    classes: Sequence[Any] = (),
-    positive: Any = None,
+    metrics: TaskMetrics,
 ) -> dict[str, Any]:
     """Percentile intervals for every test metric of the model, and for the model-minus-reference
     difference of the target metric (the same resampled rows for both, so the pairing is kept).
 
-    With ``classes`` (classification), labels are resampled as integer codes: the same metrics,
-    without sorting thousands of label strings in every one of the resamples.
+    Labels are resampled as integer codes: the same metrics, without sorting thousands of label
+    strings in every one of the resamples.
     """
-    if classes:
-        code = {label: index for index, label in enumerate(classes)}
-
-        def encode(labels: np.ndarray) -> np.ndarray:
-            return np.fromiter((code[label] for label in labels), dtype=np.int64, count=len(labels))
-
-        y_true, model = encode(y_true), (encode(model[0]), model[1])
-        references = {name: (encode(labels), proba) for name, (labels, proba) in references.items()}
-        compute = all_metrics(config, list(range(len(classes))), code[positive])
+    compute, encode = metrics.coded()
+    y_true, (y_pred, proba) = encode(y_true), (encode(model[0]), model[1])
+    references = {name: (encode(labels), chosen) for name, (labels, chosen) in references.items()}
     evaluation = config.evaluation
-    y_pred, proba = model
     names = list(compute(y_true, y_pred, proba))
     metric = evaluation.metric
 
@@ -298,17 +314,16 @@ def worst_predictions(
     truth = y_true.to_numpy()
     if config.is_classification and proba is not None:
         confidence = proba.max(axis=1)
-        wrong = np.flatnonzero(np.asarray([a != b for a, b in zip(truth, y_pred, strict=True)]))
+        wrong = np.flatnonzero(~_hits(truth, y_pred))
         order = wrong[np.argsort(-confidence[wrong])][:count]
         detail = [{"confidence": round(float(confidence[i]), 6)} for i in order]
     else:
-        errors = np.abs(truth.astype(float) - np.asarray(y_pred, dtype=float))
+        errors = _absolute_errors(truth, y_pred)
         order = np.argsort(-errors)[:count]
         detail = [{"absolute_error": round(float(errors[i]), 6)} for i in order]
-    records = features.iloc[order].astype(object).where(features.iloc[order].notna(), None)
     return [
         {"actual": truth[i], "predicted": y_pred[i], **extra, "features": record}
-        for i, extra, record in zip(order, detail, records.to_dict(orient="records"), strict=True)
+        for i, extra, record in zip(order, detail, _records(features, order), strict=True)
     ]
 
 
@@ -323,20 +338,34 @@ def demo_examples(
         return []
     truth = y_true.to_numpy()
     if config.is_classification:
-        right = np.asarray([a == b for a, b in zip(truth, y_pred, strict=True)])
+        right = _hits(truth, y_pred)
         by_class = [np.flatnonzero(right & (truth == label)) for label in sorted(set(truth), key=str)]
         chosen = [int(i) for row in itertools.zip_longest(*by_class) for i in row if i is not None]
         wrong = np.flatnonzero(~right)
     else:
-        errors = np.abs(truth.astype(float) - np.asarray(y_pred, dtype=float))
-        order = np.argsort(errors, kind="stable")
+        order = np.argsort(_absolute_errors(truth, y_pred), kind="stable")
         chosen, wrong = [int(i) for i in order[: len(order) // 2]], order[-1:]
     picks = chosen[: count - 1 if len(wrong) else count] + [int(i) for i in wrong[:1]]
-    rows = features.iloc[picks].astype(object).where(features.iloc[picks].notna(), None)
     return [
         {"actual": truth[i], "predicted": y_pred[i], "correct": bool(i not in wrong), "features": record}
-        for i, record in zip(picks, rows.to_dict(orient="records"), strict=True)
+        for i, record in zip(picks, _records(features, picks), strict=True)
     ]
+
+
+def _hits(truth: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Row by row, whether the label is right (compared as Python values: labels may mix types)."""
+    return np.asarray([a == b for a, b in zip(truth, y_pred, strict=True)], dtype=bool)
+
+
+def _absolute_errors(truth: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    return np.abs(truth.astype(float) - np.asarray(y_pred, dtype=float))
+
+
+def _records(features: pd.DataFrame, rows: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+    """Those rows as JSON-ready dicts: a missing value is None, never NaN."""
+    chosen = features.iloc[list(rows)].astype(object)
+    records = chosen.where(chosen.notna(), None).to_dict(orient="records")
+    return [{str(name): value for name, value in record.items()} for record in records]
 
 
 # ---------------------------------------------------------------- fairness

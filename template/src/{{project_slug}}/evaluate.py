@@ -410,9 +410,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     references = {strategy[metric]: dummies[strategy[metric]], linear_name: linear}
     with clock("intervals"):
         truth = y_test.to_numpy()
-        intervals = diagnostics.bootstrap_intervals(
-            config, truth, (y_pred, proba), references, compute, classes, positive
-        )
+        intervals = diagnostics.bootstrap_intervals(config, truth, (y_pred, proba), references, compute)
     with clock("slices"):
         slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
     with clock("cross_validation"):
