@@ -223,6 +223,8 @@ def test_dockerfile_passes_hadolint_and_is_minimal(renders: dict[str, Path], tmp
     assert hadolint(bad, check=False) != 0
     assert not (renders["none"] / "Dockerfile").exists(), "no API, no image"
     assert not (renders["none"] / ".dockerignore").exists()
+    assert not (renders["none"] / "deploy").exists(), "no image, nothing to deploy"
+    assert "kubectl" not in (renders["none"] / "pyproject.toml").read_text()
 
 
 def test_each_license_choice_renders_its_text(renders: dict[str, Path]) -> None:
@@ -480,9 +482,9 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
         assert not (workdir / ".venv" / "bin" / dev_tool).exists(), f"{dev_tool} in the image"
 
     port = free_port()
-    command = json.loads(dict(stages["runtime"])["CMD"])
-    command = [str(port) if part == "8000" else part for part in command]
-    workdir, command = as_image_user(workdir, command, dict(stages["runtime"])["USER"])
+    image_command = [loopback(part, port) for part in json.loads(dict(stages["runtime"])["CMD"])]
+    workdir, command = as_image_user(workdir, image_command, dict(stages["runtime"])["USER"])
+    as_user = command[: len(command) - len(image_command)]
     with server_process(command, workdir, port, tmp_path / "image.log", runtime_env) as base:
         healthcheck = dict(stages["runtime"])["HEALTHCHECK"].split(" CMD ", 1)[1]
         probe = [part.replace(":8000/", f":{port}/") for part in json.loads(healthcheck)]
@@ -492,5 +494,56 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
         assert status == 200, body
         assert len(body["predictions"]) == 1
     assert (workdir / "data" / "predictions" / "predictions.jsonl").is_file(), "the writable place is used"
+    rehearse_kubernetes(project, workdir, runtime_env, as_user)
     if workdir.parent.name.startswith("mlfolio-image-"):
         shutil.rmtree(workdir.parent)
+
+
+def loopback(part: str, port: int) -> str:
+    """A command's argument with the container's address and port swapped for a loopback test port."""
+    return {"0.0.0.0": "127.0.0.1", "8000": str(port)}.get(part, part)  # noqa: S104 - replaced, not bound
+
+
+def rehearse_kubernetes(project: Path, image: Path, env: dict[str, str], as_user: list[str]) -> None:
+    """The prod overlay's pod commands, run in the rehearsed image: the API's init container seeds the
+    shared state, the API serves from it and logs there, and the nightly job's script runs its stages
+    on it. The image's own files stay as they were, as a read-only root filesystem demands."""
+    kubectl = project / ".venv" / "bin" / "kubectl"
+    built = run([str(kubectl), "kustomize", "deploy/k8s/overlays/prod"], cwd=project).stdout
+    objects = {doc["kind"]: doc for doc in yaml.safe_load_all(built) if doc}
+    state, scratch = image.parent / "state", image.parent / "scratch"
+    for folder in (state, scratch):
+        folder.mkdir()
+        ids = [int(arg.split("=", 1)[1]) for arg in as_user if arg.startswith(("--reuid=", "--regid="))]
+        if ids:  # the pod's user owns its volumes (fsGroup)
+            os.chown(folder, *ids)
+
+    def on_host(text: str) -> str:
+        mapped = {"/app": image, "/work": state, "/tmp": scratch}  # noqa: S108 - the pod's own /tmp
+        return re.sub(r"(?<![\w.-])/(app|work|tmp)\b", lambda m: str(mapped[m[0]]), text)
+
+    before = sorted(str(path.relative_to(image)) for path in image.rglob("*"))
+    pod = objects["Deployment"]["spec"]["template"]["spec"]
+    env = {**env, "HOSTNAME": "api-0", "HOME": str(scratch)}
+    (seed,) = pod["initContainers"]
+    run([*as_user, *map(on_host, seed["command"])], cwd=image, env=env)
+    assert (state / "configs" / "config.yaml").is_file()
+    assert (state / "models" / "model" / "metadata.json").is_file(), "the image's model seeds the state"
+
+    (api,) = pod["containers"]
+    port = free_port()
+    command = [*as_user, *(loopback(on_host(part), port) for part in api["args"])]
+    with server_process(command, image, port, scratch / "api.log", env) as base:
+        assert http("GET", base + api["readinessProbe"]["httpGet"]["path"])[0] == 200
+        example = http("GET", f"{base}/metadata")[1]["example"]
+        assert http("POST", f"{base}/predict", {"records": [example]})[0] == 200
+    assert (state / "data" / "predictions" / "predictions.jsonl").is_file(), "the API logs into the state"
+
+    job = objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (nightly,) = job["containers"]
+    job_env = {**env, **{item["name"]: on_host(item["value"]) for item in nightly["env"]}}
+    run([*as_user, *map(on_host, nightly["command"])], cwd=image, env=job_env, timeout=600)
+    assert (state / "reports" / "drift.json").is_file(), "the nightly job monitored the state"
+    assert (state / "data" / "processed" / "train.parquet").is_file()
+    after = sorted(str(path.relative_to(image)) for path in image.rglob("*"))
+    assert after == before, "the pods wrote into the image's own files"
