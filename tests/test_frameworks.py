@@ -184,6 +184,25 @@ def record(entry: dict[str, Any]) -> None:
             handle.write(json.dumps(entry) + "\n")
 
 
+def check_distributed_training(project: Path, env: dict[str, str], slug: str) -> None:
+    """``make train-ddp``: two torchrun processes train one model (DDP over gloo), and only the first
+    publishes it, as one candidate that evaluation then judges.
+
+    In a network namespace of its own: torchrun's rendezvous store listens on every interface, and a
+    test may open nothing beyond loopback.
+    """
+    isolate = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
+    before = set((project / "models" / "candidates").iterdir())
+    run([*isolate, "sh", "-c", "ip link set lo up && exec make train-ddp NPROC=2"], cwd=project, env=env)
+    (published,) = set((project / "models" / "candidates").iterdir()) - before
+    metadata = json.loads((published / "metadata.json").read_text())
+    assert metadata["params"]["processes"] == 2, metadata["params"]
+    run(["uv", "run", "--frozen", "python", "-m", slug, "evaluate"], cwd=project, env=env, check=False)
+    judged = json.loads((project / "reports" / "metrics.json").read_text())
+    assert judged["model_version"] == metadata["model_version"], "evaluation judged the DDP model"
+    assert judged["test"][judged["gate"]["metric"]] is not None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["classification", "regression"])
 @pytest.mark.parametrize("framework", ["xgboost", "pytorch", "tensorflow"])
@@ -242,6 +261,9 @@ def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task:
     again = json.loads((project / candidate["directory"] / "metadata.json").read_text())
     assert again["model_version"] != metadata["model_version"]
     assert again["validation_metrics"] == metadata["validation_metrics"]
+
+    if framework == "pytorch":
+        check_distributed_training(project, env, slug)
 
     # A user's CSV: missing values, a categorical column, string labels (three classes) or a numeric target.
     config = penguins_config(project, task)

@@ -7,6 +7,7 @@ feature schema. Serving needs nothing else, so a Docker image only has to carry 
 
 from __future__ import annotations
 
+import os
 import platform
 import secrets
 import subprocess
@@ -121,6 +122,11 @@ def decision_threshold(
     )
 
 
+def is_primary_process() -> bool:
+    """False in every process but the first when a launcher (torchrun) started several: ``RANK``."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def train(config: Config) -> TrainedModel:
     """Fit on the train split, score on validation, publish the bundle atomically as a candidate.
 
@@ -161,6 +167,8 @@ def train(config: Config) -> TrainedModel:
         "schema": schema.model_dump(mode="json"),
     }
     directory = config.candidates_dir / version
+    if not is_primary_process():  # torchrun's other processes trained the same replica: one publishes
+        return TrainedModel(model, metadata, directory)
     with artifacts.staged_dir(directory) as staging:
         save_model(model, staging)
         # The hashes let every later load prove the files are the ones trained (metadata comes last).
