@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import shutil
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +28,7 @@ from sklearn.model_selection import train_test_split
 
 from . import artifacts
 from .config import Config
+from .sources import DataValidationError, download
 
 SPLITS = ("train", "validation", "test")
 # A text column with more distinct values than this share of its rows names things (people, ids):
@@ -40,10 +38,6 @@ IDENTIFIER_MIN_VALUES = 10
 # A numeric classification target with more distinct values than this is probably a quantity.
 MAX_NUMERIC_CLASSES = 30
 SHOWN = 8  # values or columns quoted in a message, at most
-
-
-class DataValidationError(ValueError):
-    """The data cannot be used as it is; the message names the file or column and what is wrong."""
 
 
 class Feature(BaseModel):
@@ -156,29 +150,6 @@ def _load_bundled(name: str) -> pd.DataFrame:
     else:
         frame["target"] = [bunch.target_names[code] for code in bunch.target]
     return frame
-
-
-def download(url: str, destination: Path, sha256: str | None) -> Path:
-    """Fetch ``url`` to ``destination``; refuse it when it does not match the pinned SHA-256."""
-    try:
-        with (
-            urllib.request.urlopen(url, timeout=60) as response,  # noqa: S310 - http(s)/file only
-            artifacts.atomic_path(destination) as tmp,
-        ):
-            with tmp.open("wb") as handle:
-                shutil.copyfileobj(response, handle)
-            actual = artifacts.sha256_file(tmp)
-            if sha256 and actual.lower() != sha256.lower():
-                raise DataValidationError(f"sha256 mismatch for {url}: expected {sha256}, got {actual}")
-    except urllib.error.HTTPError as error:
-        raise DataValidationError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
-    except urllib.error.URLError as error:
-        raise DataValidationError(f"cannot download {url}: {error.reason}") from None
-    except (TimeoutError, ConnectionError) as error:
-        raise DataValidationError(f"cannot download {url}: {error or type(error).__name__}") from None
-    if not sha256:
-        print(f"warning: {url} is not pinned; add `sha256: {actual}` to data: in the config")
-    return destination
 
 
 def acquire(config: Config) -> tuple[pd.DataFrame, str]:
