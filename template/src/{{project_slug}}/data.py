@@ -402,6 +402,61 @@ def run(config: Config) -> dict[str, Any]:
     return write(splits, schema, config, quality)
 
 
+def quality_lines(quality: dict[str, Any]) -> list[str]:
+    """What the stage did, counted, as Markdown list items: the model card's and the site's section."""
+    lines = [
+        f"Rows read: {quality['rows_read']}"
+        + (f" (read as {quality['encoding']})" if quality.get("encoding") else ""),
+        "Rows without a target: {count} ({action})".format(**quality["rows_without_target"]),
+        f"Exact duplicate rows: {quality['duplicate_rows']['count']} ({quality['duplicate_rows']['action']})",
+    ]
+    leakage = quality.get("leakage")
+    if leakage:
+        lines.append(
+            f"Leakage: {leakage['test_rows_also_in_train']} test and "
+            f"{leakage['validation_rows_also_in_train']} validation rows also stand, identical, in train"
+        )
+    missing = ", ".join(f"`{name}` {count}" for name, count in quality["missing_values"].items())
+    lines.append(f"Missing feature values (imputed in the model pipeline): {missing or 'none'}")
+    left_out = ", ".join(f"`{name}` ({why})" for name, why in quality["columns_left_out"].items())
+    lines.append(f"Columns left out of the features: {left_out or 'none'}")
+    if quality.get("unnamed_columns"):
+        lines.append(f"Columns without a header (named by pandas): {', '.join(quality['unnamed_columns'])}")
+    return lines
+
+
+def summary(manifest: dict[str, Any]) -> list[tuple[bool, str]]:
+    """What the stage did, as console lines: (needs the user's attention, text)."""
+    rows, quality = manifest["rows"], manifest["quality"]
+    lines = [
+        (False, f"rows: train {rows['train']}, validation {rows['validation']}, test {rows['test']}"),
+        (
+            False,
+            f"read {quality['rows_read']} rows ({quality['encoding']}); "
+            f"{quality['rows_without_target']['count']} without a target: dropped; "
+            f"{quality['duplicate_rows']['count']} exact duplicates: {quality['duplicate_rows']['action']}",
+        ),
+    ]
+    leaked = quality["leakage"]
+    if any(leaked.values()):
+        lines.append(
+            (
+                True,
+                f"leakage: {leaked['test_rows_also_in_train']} test and "
+                f"{leaked['validation_rows_also_in_train']} validation rows also stand in train",
+            )
+        )
+    if quality["missing_values"]:
+        lines.append(
+            (False, f"missing feature values (imputed in the model pipeline): {quality['missing_values']}")
+        )
+    lines += [
+        (False, f"left out of the features: {name!r} ({why})")
+        for name, why in quality["columns_left_out"].items()
+    ]
+    return lines
+
+
 # ---------------------------------------------------------------- read back (later stages)
 def load_split(config: Config, name: str) -> pd.DataFrame:
     path = config.processed_dir / f"{name}.parquet"

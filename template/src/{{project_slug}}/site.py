@@ -92,10 +92,8 @@ def data_page(config: Config) -> Page:
     lines = [
         "# Data",
         "",
-        f"- Source: `{manifest['source']}`"
-        + (f" (read as {quality['encoding']})" if "encoding" in quality else ""),
-        f"- Rows read: {quality.get('rows_read', '—')}; train {rows['train']}, "
-        f"validation {rows['validation']}, test {rows['test']} "
+        f"- Source: `{manifest['source']}`",
+        f"- Rows: train {rows['train']}, validation {rows['validation']}, test {rows['test']} "
         f"(seeded split{', stratified by class' if config.is_classification else ''})",
         f"- Target: `{schema.target}`",
     ]
@@ -112,24 +110,7 @@ def data_page(config: Config) -> Page:
             f"| `{feature.name}` | {feature.kind} | {missing.get(feature.name, 0)} | {categories or '—'} |"
         )
     lines += ["", "## What the data stage did, counted", ""]
-    if quality:
-        lines += [
-            f"- Rows without a target: {quality['rows_without_target']['count']} "
-            f"({quality['rows_without_target']['action']})",
-            f"- Exact duplicate rows: {quality['duplicate_rows']['count']} "
-            f"({quality['duplicate_rows']['action']})",
-        ]
-        leakage = quality.get("leakage") or {}
-        if leakage:
-            lines.append(
-                f"- Leakage: {leakage['test_rows_also_in_train']} test and "
-                f"{leakage['validation_rows_also_in_train']} validation rows also stand, identical, in train"
-            )
-        left_out = quality.get("columns_left_out") or {}
-        lines.append(
-            "- Columns left out of the features: "
-            + (", ".join(f"`{name}` ({why})" for name, why in left_out.items()) or "none")
-        )
+    lines += [f"- {line}" for line in (data.quality_lines(quality) if quality else [])]
     lines += ["", "## Fingerprints", "", "| File | SHA-256 |", "|---|---|"]
     lines += [f"| `{name}` | `{digest}` |" for name, digest in manifest["files"].items()]
     lines += ["", f"Data hash (every model records it): `{manifest['data_hash']}`"]
