@@ -403,7 +403,10 @@ def run(config: Config) -> dict[str, Any]:
 
 
 def quality_lines(quality: dict[str, Any]) -> list[str]:
-    """What the stage did, counted, as Markdown list items: the model card's and the site's section."""
+    """What the stage did, counted, as Markdown list items: the model card's and the site's section
+    (none for a manifest written before the stage counted)."""
+    if not quality:
+        return []
     lines = [
         f"Rows read: {quality['rows_read']}"
         + (f" (read as {quality['encoding']})" if quality.get("encoding") else ""),

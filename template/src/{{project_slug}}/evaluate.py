@@ -361,9 +361,11 @@ def write_model_card(report: dict[str, Any], trained: TrainedModel, config: Conf
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    quality_lines = data.quality_lines(report["data_quality"]) if report.get("data_quality") else []
     text = environment.from_string(template_text).render(
-        report=report, meta=trained.metadata, config=config, quality_lines=quality_lines
+        report=report,
+        meta=trained.metadata,
+        config=config,
+        quality_lines=data.quality_lines(report.get("data_quality", {})),
     )
     artifacts.write_text(config.model_card_path, text)
 

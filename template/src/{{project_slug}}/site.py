@@ -110,7 +110,7 @@ def data_page(config: Config) -> Page:
             f"| `{feature.name}` | {feature.kind} | {missing.get(feature.name, 0)} | {categories or '—'} |"
         )
     lines += ["", "## What the data stage did, counted", ""]
-    lines += [f"- {line}" for line in (data.quality_lines(quality) if quality else [])]
+    lines += [f"- {line}" for line in data.quality_lines(quality)]
     lines += ["", "## Fingerprints", "", "| File | SHA-256 |", "|---|---|"]
     lines += [f"| `{name}` | `{digest}` |" for name, digest in manifest["files"].items()]
     lines += ["", f"Data hash (every model records it): `{manifest['data_hash']}`"]
