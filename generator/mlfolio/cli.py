@@ -77,6 +77,7 @@ def new(
     dest: Annotated[
         Path, typer.Argument(help="Folder to create (must be empty or missing, unless --force).")
     ],
+    modality: Answer = None,
     project_name: Answer = None,
     project_slug: Answer = None,
     description: Answer = None,

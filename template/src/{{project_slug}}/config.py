@@ -43,6 +43,20 @@ class DataConfig(_Section):
     min_rows: int = Field(default=50, ge=10)
 
 
+class ImageConfig(_Section):
+    """Image projects: what every image is normalised to, and what the data stage tolerates."""
+
+    # (width, height) and channels (1 grey, 3 colour) of every image, in training and serving alike.
+    size: list[int] = Field(default=[8, 8], min_length=2, max_length=2)
+    channels: Literal[1, 3] = 1
+    # An image with more pixels than this is refused before it is decoded (a decompression bomb).
+    max_pixels: int = Field(default=40_000_000, ge=1)
+    # Files that are not usable images are left out and listed; past this share the stage fails.
+    max_unreadable_share: float = Field(default=0.05, ge=0, le=1)
+    # Classes with fewer usable images are reported (a per-class metric on them is noise).
+    min_class_images: int = Field(default=10, ge=1)
+
+
 class ModelConfig(_Section):
     params: dict[str, Any] = {}
 
@@ -162,6 +176,7 @@ class Config(_Section):
     task: Literal["classification", "regression"]
     seed: int = 42
     data: DataConfig
+    image: ImageConfig = ImageConfig()
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig
     serving: ServingConfig = ServingConfig()

@@ -13,6 +13,7 @@ interface, so scikit-learn's tools run on every framework alike.
 
 from __future__ import annotations
 
+import base64
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -362,10 +363,14 @@ def _absolute_errors(truth: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 def _records(features: pd.DataFrame, rows: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
-    """Those rows as JSON-ready dicts: a missing value is None, never NaN."""
+    """Those rows as JSON-ready dicts: a missing value is None, never NaN; bytes (an image) base64."""
     chosen = features.iloc[list(rows)].astype(object)
     records = chosen.where(chosen.notna(), None).to_dict(orient="records")
-    return [{str(name): value for name, value in record.items()} for record in records]
+    return [{str(name): _json_ready(value) for name, value in record.items()} for record in records]
+
+
+def _json_ready(value: Any) -> Any:
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
 
 
 # ---------------------------------------------------------------- fairness

@@ -32,9 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import artifacts, data
+from . import artifacts, data, features
 from .config import Config
-from .data import Feature
 from .features import split_xy, to_frame
 from .train import load_trained
 
@@ -43,6 +42,15 @@ SMOOTHING = 0.5  # pseudo-count per bin, so an empty bin does not dominate the i
 ROWS_PER_BIN = 20  # fewer rows per bin and PSI measures sampling noise, not drift
 MAX_BINS = 10
 PREDICTION = "__prediction__"  # column of logged outputs; cannot clash with a normalised feature name
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """Something the monitor compares that is not a feature of the schema: the model's output."""
+
+    name: str
+    kind: str
+    categories: list[str] | None = None
 
 
 def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
@@ -88,9 +96,7 @@ def categorical_pvalue(reference: pd.Series, current: pd.Series) -> float | None
     return float(stats.chi2_contingency(table).pvalue)
 
 
-def feature_drift(
-    feature: Feature, reference: pd.Series, current: pd.Series, config: Config
-) -> dict[str, Any]:
+def feature_drift(feature: Any, reference: pd.Series, current: pd.Series, config: Config) -> dict[str, Any]:
     """PSI, the two-sample test's p-value and the sample sizes; drifted only when both agree."""
     monitor_config = config.monitor
     row: dict[str, Any] = {
@@ -123,7 +129,7 @@ def prediction_drift(
     reference: pd.Series, current: pd.Series, classification: bool, config: Config
 ) -> dict[str, Any]:
     """Shift of the model's outputs: labels as categories, regression values as numbers."""
-    target = Feature(name="prediction", kind="categorical" if classification else "numeric")
+    target = Quantity("prediction", "categorical" if classification else "numeric")
     if classification:
         reference, current = reference.astype(str), current.astype(str)
     row = feature_drift(target, reference, current, config)
@@ -139,13 +145,15 @@ def prediction_drift(
 def detect_drift(
     reference: pd.DataFrame, current: pd.DataFrame, schema: data.Schema, config: Config
 ) -> dict[str, Any]:
-    missing = [name for name in schema.names if name not in current.columns]
-    if missing:
-        raise ValueError(f"current data lacks feature columns: {missing}")
     if current.empty:
         raise ValueError("current data has no rows")
     threshold = config.monitor.psi_threshold
-    rows = [feature_drift(f, reference[f.name], current[f.name], config) for f in schema.features]
+    # What is compared: the features themselves, or what stands for them (an image's statistics).
+    (reference, watched), (current, _) = (
+        features.watched(reference, schema),
+        features.watched(current, schema),
+    )
+    rows = [feature_drift(f, reference[f.name], current[f.name], config) for f in watched]
     share = sum(row["drifted"] for row in rows) / len(rows)
     return {
         "reference_rows": len(reference),
@@ -292,7 +300,7 @@ def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
         path = current_path or config.resolve(config.monitor.current)
         if not path.is_file():
             raise FileNotFoundError(f"no data to monitor at {path}")
-        source, current = str(path), data.read_table(path, config.data.encoding)[0]
+        source, current = str(path), data.read_current(path, config)
     schema = data.load_schema(config)
     report = detect_drift(data.load_split(config, "train"), current, schema, config)
     report["prediction"] = _prediction_shift(config, current, schema)

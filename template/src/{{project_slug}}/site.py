@@ -101,14 +101,7 @@ def data_page(config: Config) -> Page:
     if counts is not None:
         lines += ["", "## Classes", "", "| Class | Train | Validation | Test |", "|---|---|---|---|"]
         lines += [f"| {label} | {' | '.join(str(v) for v in row)} |" for label, row in counts.iterrows()]
-    lines += ["", "## Features", "", "| Feature | Kind | Missing values | Categories |", "|---|---|---|---|"]
-    missing = manifest.get("missing_values", {})
-    for feature in schema.features:
-        known = feature.categories or []
-        categories = ", ".join(known[:8]) + (" …" if len(known) > 8 else "")
-        lines.append(
-            f"| `{feature.name}` | {feature.kind} | {missing.get(feature.name, 0)} | {categories or '—'} |"
-        )
+    lines += ["", "## Features", "", *data.feature_table(schema, manifest)]
     lines += ["", "## What the data stage did, counted", ""]
     lines += [f"- {line}" for line in data.quality_lines(quality)]
     lines += ["", "## Fingerprints", "", "| File | SHA-256 |", "|---|---|"]
