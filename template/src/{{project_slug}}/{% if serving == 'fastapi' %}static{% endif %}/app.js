@@ -43,9 +43,106 @@ function group(title, features, values) {
   return fieldset;
 }
 
+// Image projects: one picture to predict, from a file (chosen or dropped), a drawing or an example.
+const imageFeature = () => meta.features.find((f) => f.kind === "image");
+let picture = null; // {file: File} or {base64: "..."}: what Predict sends
+
+function showPicture(source) {
+  picture = source;
+  const img = $("picture-preview");
+  if (source.file) img.src = URL.createObjectURL(source.file);
+  else img.src = "data:image/png;base64," + source.base64;
+  img.hidden = false;
+}
+
+function canvasPanel() {
+  const canvas = document.createElement("canvas");
+  canvas.id = "sketch";
+  canvas.width = canvas.height = 160;
+  canvas.setAttribute("aria-label", "Draw here");
+  const pen = canvas.getContext("2d");
+  const clear = () => {
+    pen.fillStyle = "black";
+    pen.fillRect(0, 0, canvas.width, canvas.height);
+  };
+  clear();
+  let drawing = false;
+  const at = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [((event.clientX - box.left) * canvas.width) / box.width, ((event.clientY - box.top) * canvas.height) / box.height];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    drawing = true;
+    pen.beginPath();
+    pen.moveTo(...at(event));
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    pen.strokeStyle = "white";
+    pen.lineWidth = 16;
+    pen.lineCap = "round";
+    pen.lineTo(...at(event));
+    pen.stroke();
+  });
+  const done = () => {
+    if (!drawing) return;
+    drawing = false;
+    showPicture({ base64: canvas.toDataURL("image/png").split(",")[1] });
+  };
+  canvas.addEventListener("pointerup", done);
+  canvas.addEventListener("pointerleave", done);
+  const wipe = document.createElement("button");
+  wipe.type = "button";
+  wipe.textContent = "Clear the drawing";
+  wipe.addEventListener("click", clear);
+  const box = document.createElement("p");
+  box.append("Or draw (light on dark, as the training scans are): ", canvas, " ", wipe);
+  return box;
+}
+
+function imagePanel(values) {
+  const feature = imageFeature();
+  const fieldset = document.createElement("fieldset");
+  const legend = document.createElement("legend");
+  legend.textContent = "Image (normalised to " + feature.size.join("x") + ", " + feature.channels + " channel(s))";
+  const input = document.createElement("input");
+  input.type = "file";
+  input.accept = "image/*";
+  input.id = "picture-file";
+  input.addEventListener("change", () => input.files[0] && showPicture({ file: input.files[0] }));
+  const label = document.createElement("label");
+  label.htmlFor = input.id;
+  label.textContent = "Upload or drop an image";
+  const preview = document.createElement("img");
+  preview.id = "picture-preview";
+  preview.alt = "the image to predict";
+  preview.hidden = true;
+  fieldset.append(legend, label, input, preview);
+  fieldset.addEventListener("dragover", (event) => event.preventDefault());
+  fieldset.addEventListener("drop", (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) showPicture({ file });
+  });
+  fieldset.append(canvasPanel());
+  $("features").replaceChildren(fieldset);
+  if (values && values[feature.name]) showPicture({ base64: values[feature.name] });
+}
+
+function pictureBody(headers) {
+  if (picture && picture.file) {
+    const form = new FormData();
+    form.append("images", picture.file);
+    return form; // the browser sets the multipart content type with its boundary
+  }
+  headers["content-type"] = "application/json";
+  return JSON.stringify({ images: picture ? [picture.base64] : [] });
+}
+
 // Inputs in two groups, numbers then categories, each in the schema's order.
 function fill(values) {
   current = values;
+  if (imageFeature()) return imagePanel(values);
   const groups = [
     ["Numbers", meta.features.filter((f) => f.kind === "numeric")],
     ["Categories", meta.features.filter((f) => f.kind !== "numeric")],
@@ -58,7 +155,7 @@ function fill(values) {
 // "Typical values" (medians and most frequent values) and real test rows, one the model gets wrong.
 function examples() {
   const select = $("example");
-  const options = [["typical", "Typical values (medians, most frequent)"]];
+  const options = [["typical", imageFeature() ? "An image of the test set" : "Typical values (medians, most frequent)"]];
   (meta.examples || []).forEach((example, i) => {
     const verdict =
       meta.task === "classification"
@@ -81,7 +178,9 @@ function chooseExample() {
   const example = choice === "typical" ? null : meta.examples[Number(choice)];
   $("example-note").textContent = example
     ? "A real row of the held-out test set; its true " + meta.target + " is " + number(example.actual) + "."
-    : "Not a real record: each value is typical of the training data.";
+    : imageFeature()
+      ? "An image of the held-out test set."
+      : "Not a real record: each value is typical of the training data.";
   fill(example ? example.features : meta.example);
 }
 
@@ -177,14 +276,12 @@ function keyHeaders(headers) {
 
 async function predict(event) {
   event.preventDefault();
-  const headers = keyHeaders({ "content-type": "application/json" });
+  const headers = keyHeaders({});
+  const payload = imageFeature() ? pictureBody(headers) : JSON.stringify({ records: [record()] });
+  if (!imageFeature()) headers["content-type"] = "application/json";
   $("submit").disabled = true;
   try {
-    const response = await fetch("predict", {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ records: [record()] }),
-    });
+    const response = await fetch("predict", { method: "POST", headers, body: payload });
     const body = await response.json().catch(() => null);
     if (response.ok) showResult(body);
     else showError(response.status + ": " + detail(body));
