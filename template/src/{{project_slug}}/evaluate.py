@@ -30,6 +30,7 @@ from sklearn.metrics import (
     PrecisionRecallDisplay,
     PredictionErrorDisplay,
     RocCurveDisplay,
+    precision_recall_fscore_support,
 )
 
 from . import artifacts, data, diagnostics, tracking
@@ -250,6 +251,26 @@ def plot_figures(
     return [_save(figure, config, name) for name, figure in drawn]
 
 
+def per_class_metrics(y_true: pd.Series, y_pred: np.ndarray) -> list[dict[str, Any]]:
+    """Precision, recall and F1 of every class on the test set: a class the model neglects shows
+    here even when the averages look fine."""
+    labels = sorted(set(y_true.astype(str)) | {str(label) for label in y_pred})
+    truth, predicted = y_true.astype(str).to_numpy(), np.asarray(y_pred).astype(str)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=labels, zero_division=0
+    )
+    return [
+        {
+            "class": label,
+            "precision": round(float(p), 6),
+            "recall": round(float(r), 6),
+            "f1": round(float(f), 6),
+            "support": int(n),
+        }
+        for label, p, r, f, n in zip(labels, precision, recall, f1, support, strict=True)
+    ]
+
+
 def _confusion(trained: TrainedModel, y_true: pd.Series, y_pred: np.ndarray) -> Any:
     classes = trained.model.classes
     size = max(5.0, 0.9 * len(classes) + 2)
@@ -437,6 +458,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "validation": trained.metadata["validation_metrics"],
         "cross_validation": cross_validation,
         "gate": _gate(config, test_metrics[metric], intervals["test"][metric], baseline[metric], strategy),
+        "per_class": per_class_metrics(y_test, y_pred) if config.is_classification else [],
         "slices": slices,
         "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
         "fairness": fairness,
