@@ -244,7 +244,8 @@ def test_image_project_runs_end_to_end(
     assert report["gate"]["passed"], report["gate"]
     assert report["test"]["accuracy"] > 0.9 > report["baseline"]["accuracy"]
     assert len(report["per_class"]) == 10
-    assert (project / "reports" / "figures" / "confusion_matrix.png").is_file()
+    figures = {Path(name).name for name in report["figures"]}
+    assert {"confusion_matrix.png", "confidently_wrong.png"} <= figures
     assert "Per class on the test set" in (project / "MODEL_CARD.md").read_text()
     drift = strict_json(project / "reports" / "drift.json")
     assert {"brightness", "contrast"} <= {row["feature"] for row in drift["features"]}

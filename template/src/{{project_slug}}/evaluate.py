@@ -33,7 +33,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from . import artifacts, data, diagnostics, tracking
+from . import artifacts, data, diagnostics, features, tracking
 from .config import Config
 from .features import split_xy
 from .metrics import classification_metrics, gate, regression_metrics
@@ -248,6 +248,10 @@ def plot_figures(
         drawn.append(("partial_dependence.png", _partial_dependence(trained, pipeline, x_test, report)))
     # Framework-specific figures (feature importance, learning curves): Model.figures() is optional.
     drawn += list(getattr(trained.model, "figures", list)())
+    # Modality-specific figures of the inputs themselves (images: the most confidently wrong ones).
+    drawn += features.input_figures(
+        x_test, y_true, y_pred, proba, trained.model.classes if proba is not None else []
+    )
     return [_save(figure, config, name) for name, figure in drawn]
 
 
