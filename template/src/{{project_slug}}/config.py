@@ -168,6 +168,8 @@ class MonitorConfig(_Section):
     drift_share: float = Field(default=0.3, gt=0, le=1)
     # The newest logged rows read, at most (the log is streamed; memory stays bounded).
     max_logged_rows: int = Field(default=100_000, ge=1)
+    # Alert when more than this share of logged requests was refused for its content.
+    max_refused_share: float = Field(default=0.05, ge=0, le=1)
 
 
 class Config(_Section):

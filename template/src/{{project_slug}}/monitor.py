@@ -169,6 +169,21 @@ def detect_drift(
     }
 
 
+def _refused_lines(refused: dict[str, Any] | None) -> list[str]:
+    if refused is None:
+        return []
+    verdict = (
+        "**above the alert level: check what clients send.**"
+        if refused["alert"]
+        else "below the alert level."
+    )
+    return [
+        f"Refused requests in the prediction log: {refused['refused']} against {refused['predicted']} "
+        f"predicted rows ({refused['share']:.1%}; alert above {refused['max_share']:.0%}), {verdict}",
+        "",
+    ]
+
+
 def _markdown(report: dict[str, Any], source: str) -> str:
     verdict = "**Drift detected — retrain recommended.**" if report["retrain"] else "No significant drift."
     shift = report.get("prediction")
@@ -199,6 +214,7 @@ def _markdown(report: dict[str, Any], source: str) -> str:
         ),
         prediction_line,
         "",
+        *_refused_lines(report.get("refused_requests")),
         "| Feature | Kind | Rows (ref / current) | PSI | Test | p-value | Unseen categories | Drifted |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -257,6 +273,35 @@ def log_files(config: Config) -> list[Path]:
     return sorted(folder.glob("predictions*.jsonl"), key=age, reverse=True)
 
 
+def refused_share(config: Config) -> dict[str, Any] | None:
+    """Requests the API refused for their content (unreadable images, invalid records) against the
+    rows it predicted, over the whole log; None without a log. A rising share means clients send
+    what the model cannot read: retraining does not fix that, so it is an alert, not drift."""
+    refused = predicted = 0
+    for path in log_files(config):
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash
+                if isinstance(entry, dict) and "refused" in entry:
+                    refused += 1
+                elif isinstance(entry, dict) and "inputs" in entry:
+                    predicted += 1
+    if refused + predicted == 0:
+        return None
+    share = refused / (refused + predicted)
+    limit = config.monitor.max_refused_share
+    return {
+        "refused": refused,
+        "predicted": predicted,
+        "share": round(share, 6),
+        "max_share": limit,
+        "alert": refused + predicted >= config.monitor.min_rows and share > limit,
+    }
+
+
 def load_logged(config: Config) -> pd.DataFrame | None:
     """The newest ``monitor.max_logged_rows`` records the API logged, with a ``prediction`` column;
     None below ``min_logged_rows``. Streamed line by line, so memory stays bounded however large the
@@ -307,6 +352,7 @@ def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
     if report["prediction"] is not None and report["prediction"]["drifted"]:
         report["retrain"] = True
     report["source"] = source
+    report["refused_requests"] = refused_share(config)
     artifacts.write_json(config.reports_dir / "drift.json", report)
     artifacts.write_text(config.reports_dir / "drift.md", _markdown(report, source))
     _plot(report, config.figures_dir / "drift.png")
