@@ -213,7 +213,8 @@ def api_page(config: Config) -> tuple[Page, dict[str, Any]] | None:
 
     trained = load_trained(config)
     schema = serve.create_app(config, trained, api_key="", log_predictions=False).openapi()
-    example = {"records": [trained.schema.example]}
+    contract = importlib.import_module(f"{__package__}.contract")
+    example = contract.example_body(trained.schema)
     base = "http://127.0.0.1:8000"
     lines = [
         "# API",
