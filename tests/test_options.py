@@ -1,7 +1,8 @@
 """The optional MLOps tools (tracking=mlflow, tuning=optuna, pipeline=dvc), run for real, offline.
 
-A covering set, not the cross product: every option is on in two renders that differ in framework
-(scikit-learn, XGBoost) and task (classification, regression). In each, the project's own tests
+A covering set, not the cross product: every option is on in two renders that differ in modality
+(image, tabular), framework (scikit-learn, XGBoost) and task (classification, regression), so every
+option meets every value of each of those once. In each, the project's own tests
 pass; ``dvc repro`` runs every stage and then has nothing to do; the MLflow run holds the test
 metrics of ``reports/metrics.json``; the Optuna study grows when ``tune`` runs again; ``dvc push``
 fills the local remote and ``dvc pull`` restores a deleted model. The default render, checked
@@ -20,7 +21,7 @@ from tests.helpers import answers, project_env, render, run
 
 ALL_ON = {"tracking": "mlflow", "tuning": "optuna", "pipeline": "dvc"}
 COVERING_SET = [
-    pytest.param({"framework": "sklearn", "task_type": "classification"}, id="sklearn-classification"),
+    pytest.param({"modality": "image", "framework": "sklearn"}, id="image-sklearn"),
     pytest.param({"framework": "xgboost", "task_type": "regression"}, id="xgboost-regression"),
 ]
 STAGES = ("data", "tune", "train", "evaluate")
