@@ -9,8 +9,8 @@ Each framework's digits render is installed, ``make all`` is timed (data, train,
 analyses, monitor), and the render's own ``serve`` command is started on 127.0.0.1. The client sends
 ``--requests`` single-image requests one after another on one keep-alive connection (latency: p50,
 p99) and the same number from 8 concurrent connections (throughput), for each body type. The
-server's resident memory (VmRSS of the uvicorn process) is read after loading, after the load and
-after a 20,000 x 20,000 PNG bomb (refused with 413 before it is decoded).
+server's resident memory (VmRSS of the serving process, not its ``uv run`` parent) is read after
+loading, after the load and after a 20,000 x 20,000 PNG bomb (refused with 413 before decoding).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import re
 import statistics
 import sys
 import tempfile
@@ -31,22 +30,7 @@ import httpx2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import answers, free_port, http, project_env, render, run, serve_command, server_process
-from tests.test_images import bomb_png
-
-
-def rss_mb(port: int) -> float:
-    """VmRSS of the process serving ``port``, from /proc (Linux)."""
-    needle = f"--port\x00{port}".encode()
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if needle in cmdline.read_bytes():
-                status = (cmdline.parent / "status").read_text()
-                match = re.search(r"VmRSS:\s+(\d+)", status)
-                if match and b"serve" in cmdline.read_bytes():
-                    return int(match[1]) / 1024
-        except OSError:
-            continue
-    return float("nan")
+from tests.test_images import bomb_png, server_rss_mb
 
 
 def request_kwargs(kind: str, png: bytes) -> dict[str, Any]:
@@ -98,17 +82,17 @@ def measure(workdir: Path, framework: str, count: int) -> dict[str, Any]:
     with server_process(serve_command(project, port), project, port, project / ".serve.log", env) as base:
         meta = http("GET", f"{base}/metadata")[1]
         png = base64.b64decode(meta["example"]["image"])
-        result["rss_loaded_mb"] = rss_mb(port)
+        result["rss_loaded_mb"] = server_rss_mb(port)
         for kind in ("multipart", "base64"):
             for key, value in latencies(base, kind, png, count).items():
                 result[f"{kind}_{key}"] = value
             result[f"{kind}_rps"] = asyncio.run(_throughput(base, kind, png, count, 8))
-        result["rss_after_load_mb"] = rss_mb(port)
+        result["rss_after_load_mb"] = server_rss_mb(port)
         bomb = bomb_png()
         with httpx2.Client(timeout=60) as client:
             status = client.post(f"{base}/predict", **request_kwargs("multipart", bomb)).status_code
         assert status == 413, status
-        result["rss_after_bomb_mb"] = rss_mb(port)
+        result["rss_after_bomb_mb"] = server_rss_mb(port)
         result["bomb_kb"] = len(bomb) / 1024
     slug = answers(project)["project_slug"]
     result["slug"] = slug
