@@ -27,6 +27,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCH_WHEELS = Path("/opt/wheels")
 
 
+# A render's own commands, in the order a developer runs them: install, lint, type-check, test, pipeline.
+INSTALL = ["uv", "sync"]
+STATIC_CHECKS = [
+    ["uv", "run", "--frozen", "ruff", "check", "."],
+    ["uv", "run", "--frozen", "ruff", "format", "--check", "."],
+    ["uv", "run", "--frozen", "mypy"],
+]
+OWN_TESTS = ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"]
+PROJECT_COMMANDS = [INSTALL, *STATIC_CHECKS, OWN_TESTS, ["make", "all"]]
+
+
 def copier_bin() -> str:
     """The copier console script installed beside the running interpreter."""
     candidate = Path(sys.executable).parent / "copier"

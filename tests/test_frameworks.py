@@ -26,6 +26,9 @@ import pytest
 import yaml
 
 from tests.helpers import (
+    INSTALL,
+    OWN_TESTS,
+    STATIC_CHECKS,
     answers,
     assert_reviewers_report,
     http,
@@ -218,18 +221,13 @@ def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task:
     project = render(tmp_path / "p", {"framework": framework, "task_type": task})
     slug = answers(project)["project_slug"]
     env = project_env(tmp_path)
-    for command in (
-        ["uv", "sync"],
-        ["uv", "run", "--frozen", "ruff", "check", "."],
-        ["uv", "run", "--frozen", "ruff", "format", "--check", "."],
-        ["uv", "run", "--frozen", "mypy"],
-    ):
+    for command in (INSTALL, *STATIC_CHECKS):
         run(command, cwd=project, env=env)
     if framework == "pytorch":
         lock = (project / "uv.lock").read_text()
         assert re.search(r'name = "torch"\nversion = "[^"]+\+cpu"', lock), "Linux must lock the CPU build"
         assert "nvidia" not in lock, "no CUDA libraries"
-    suite_s, _ = timed(["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"], project, env)
+    suite_s, _ = timed(OWN_TESTS, project, env)
     _, pipeline = timed(["make", "all"], project, env)
     train_line = re.search(r"Train \((\d+(?:\.\d+)?)s\)", pipeline.stdout + pipeline.stderr)
     assert train_line, pipeline.stderr

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers import (
+    PROJECT_COMMANDS,
     ROOT,
     answers,
     assert_reviewers_report,
@@ -165,14 +166,7 @@ def penguins_csv(project: Path) -> Path:
 def exercise(project: Path) -> dict[str, Any]:
     """Install, lint, type-check, test, run the pipeline, serve; return the metrics report."""
     env = project_env(project.parent)
-    for command in (
-        ["uv", "sync"],
-        ["uv", "run", "--frozen", "ruff", "check", "."],
-        ["uv", "run", "--frozen", "ruff", "format", "--check", "."],
-        ["uv", "run", "--frozen", "mypy"],
-        ["uv", "run", "--frozen", "pytest", "-q", "-p", "no:cacheprovider"],
-        ["make", "all"],
-    ):
+    for command in PROJECT_COMMANDS:
         run(command, cwd=project, env=env)
     report = strict_json(project / "reports" / "metrics.json")
     assert (project / "MODEL_CARD.md").read_text().startswith("# Model card")
