@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_CONFIG = Path("configs/config.yaml")
+# Metrics where lower is better (errors); every other metric is a score where higher is better.
+ERRORS = frozenset({"rmse", "mae", "mase", "smape"})
 
 
 class _Section(BaseModel):
@@ -57,12 +59,35 @@ class ImageConfig(_Section):
     min_class_images: int = Field(default=10, ge=1)
 
 
+class TimeSeriesConfig(_Section):
+    """Forecasting projects: which columns hold time and series, and what is forecast."""
+
+    time_column: str = "time"
+    # Several series in one file (one per store, sensor, ...): the column naming each; null: one series.
+    series_column: str | None = None
+    # A pandas offset alias ("MS" month start, "W-SUN", "D", "h"); null infers it from the timestamps.
+    frequency: str | None = None
+    # Steps forecast ahead; also the length of the test and validation tails of every series.
+    horizon: int = Field(default=12, ge=1, le=1000)
+    # Steps in one seasonal cycle (12 for monthly data); null derives it from the frequency.
+    season_length: int | None = Field(default=None, ge=1)
+    # Missing steps inside a series: "interpolate" (linear, counted), "fail" (stop, naming them).
+    gaps: Literal["interpolate", "fail"] = "interpolate"
+    # Past values the model reads (lags, in steps) and windows of rolling statistics over them.
+    lags: list[int] = Field(default=[1, 2, 3, 6, 12], min_length=1)
+    rolling_windows: list[int] = [3, 12]
+    # Conformal prediction intervals: their target coverage, and the forecast origins (the last ones
+    # of the training data) whose errors set their width.
+    interval_level: float = Field(default=0.9, gt=0, lt=1)
+    interval_windows: int = Field(default=24, ge=1, le=1000)
+
+
 class ModelConfig(_Section):
     params: dict[str, Any] = {}
 
 
 class EvaluationConfig(_Section):
-    metric: Literal["f1", "accuracy", "roc_auc", "precision", "recall", "rmse", "mae", "r2"]
+    metric: Literal["f1", "accuracy", "roc_auc", "precision", "recall", "rmse", "mae", "r2", "mase", "smape"]
     # Absolute target for the metric; null leaves the gate to baseline_margin alone.
     threshold: float | None
     # Share of the gap between the best dummy baseline and a perfect score the model must close.
@@ -98,7 +123,7 @@ class EvaluationConfig(_Section):
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric not in {"rmse", "mae"}
+        return self.metric not in ERRORS
 
 
 class ServingConfig(_Section):
@@ -170,6 +195,9 @@ class MonitorConfig(_Section):
     max_logged_rows: int = Field(default=100_000, ge=1)
     # Alert when more than this share of logged requests was refused for its content.
     max_refused_share: float = Field(default=0.05, ge=0, le=1)
+    # Forecasting: retrain when the realised MAE passes this multiple of the error the backtest
+    # measured at the same steps ahead.
+    max_error_ratio: float = Field(default=1.5, gt=1)
 
 
 class Config(_Section):
@@ -179,6 +207,7 @@ class Config(_Section):
     seed: int = 42
     data: DataConfig
     image: ImageConfig = ImageConfig()
+    timeseries: TimeSeriesConfig = TimeSeriesConfig()
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig
     serving: ServingConfig = ServingConfig()
@@ -188,7 +217,7 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:
-        regression_metrics = {"rmse", "mae", "r2"}
+        regression_metrics = {"rmse", "mae", "r2", "mase", "smape"}
         if (self.task == "regression") != (self.evaluation.metric in regression_metrics):
             raise ValueError(f"evaluation.metric {self.evaluation.metric!r} does not fit task {self.task!r}")
         return self

@@ -32,10 +32,17 @@ from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
 
+from . import features as modality
 from .config import Config
 from .data import Schema
-from .features import build_preprocessor
-from .metrics import CLASSIFICATION, REGRESSION, classification_metrics, decide, regression_metrics
+from .metrics import (
+    CLASSIFICATION,
+    FORECASTING,
+    REGRESSION,
+    classification_metrics,
+    decide,
+    regression_metrics,
+)
 from .model import build_model
 
 # Metrics about the positive class mean nothing on a group without positive cases.
@@ -60,10 +67,7 @@ class ProjectEstimator(BaseEstimator):
     def fit(self, features: pd.DataFrame, target: pd.Series) -> ProjectEstimator:
         if self.config is None or self.schema is None:
             raise ValueError("ProjectEstimator needs the config and the schema to fit")
-        stratify = target if self.config.is_classification else None
-        x_fit, x_stop, y_fit, y_stop = train_test_split(
-            features, target, test_size=0.2, random_state=self.config.seed, stratify=stratify
-        )
+        x_fit, x_stop, y_fit, y_stop = holdout(self.config, features, target)
         self.fitted_ = build_model(self.config, self.schema).fit(x_fit, y_fit, x_stop, y_stop)
         return self
 
@@ -72,6 +76,18 @@ class ProjectEstimator(BaseEstimator):
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.fitted_.predict_proba(features))
+
+
+def holdout(config: Config, features: pd.DataFrame, target: pd.Series) -> list[Any]:
+    """A fifth of the rows kept aside to stop training early on: a seeded, stratified draw, or the
+    modality's own choice (forecasting keeps each series' latest steps: time never runs backwards)."""
+    own = getattr(modality, "holdout", None)
+    if own is not None:
+        return list(own(config, features, target))
+    stratify = target if config.is_classification else None
+    return list(
+        train_test_split(features, target, test_size=0.2, random_state=config.seed, stratify=stratify)
+    )
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,7 @@ class TaskMetrics:
     classification: bool
     classes: tuple[Any, ...] = ()
     positive: Any = None
+    scale: float | None = None  # forecasting: MASE's error scale (adds MASE and sMAPE)
 
     def __call__(
         self, y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
@@ -94,7 +111,7 @@ class TaskMetrics:
             return classification_metrics(
                 np.asarray(y_true), np.asarray(y_pred), proba, list(self.classes), self.positive, only
             )
-        return regression_metrics(np.asarray(y_true), np.asarray(y_pred), only)
+        return regression_metrics(np.asarray(y_true), np.asarray(y_pred), only, self.scale)
 
     def coded(self) -> tuple[TaskMetrics, Callable[[np.ndarray], np.ndarray]]:
         """These metrics on integer class codes, and the encoder (the identity for regression)."""
@@ -108,9 +125,12 @@ class TaskMetrics:
         return TaskMetrics(True, tuple(range(len(self.classes))), code[self.positive]), encode
 
 
-def all_metrics(config: Config, classes: Sequence[Any], positive: Any) -> TaskMetrics:
-    """The metrics of this project's task (``classes`` and ``positive`` matter for classification)."""
-    return TaskMetrics(config.is_classification, tuple(classes), positive)
+def all_metrics(
+    config: Config, classes: Sequence[Any], positive: Any, scale: float | None = None
+) -> TaskMetrics:
+    """The metrics of this project's task (``classes`` and ``positive`` matter for classification,
+    ``scale``, the schema's error scale, for forecasting)."""
+    return TaskMetrics(config.is_classification, tuple(classes), positive, scale)
 
 
 # ---------------------------------------------------------------- uncertainty
@@ -178,14 +198,20 @@ def _pair(low: float, high: float) -> list[float] | None:
 
 
 # ---------------------------------------------------------------- references and variance
-def linear_reference(config: Config, schema: Schema) -> tuple[str, Pipeline]:
-    """A simple, strong model on the same features: the bar a complex one must clear to earn its keep."""
+def linear_reference(config: Config, schema: Schema) -> tuple[str, Any]:
+    """A simple, strong model on the same features: the bar a complex one must clear to earn its keep
+    (a modality may define its own: forecasting fits a ridge regression on the lags)."""
+    own = getattr(modality, "linear_reference", None)
+    if own is not None:
+        name, model = own(config, schema)
+        return name, model
     if config.is_classification:
         estimator: Any = LogisticRegression(C=1.0, max_iter=2000)
         name = "Logistic regression (L2)"
     else:
         estimator, name = Ridge(alpha=1.0), "Ridge regression"
-    return name, Pipeline([("preprocess", build_preprocessor(schema)), ("estimator", estimator)])
+    preprocessor = modality.build_preprocessor(schema)  # type: ignore[attr-defined,unused-ignore]
+    return name, Pipeline([("preprocess", preprocessor), ("estimator", estimator)])
 
 
 def cross_validation(
@@ -195,12 +221,15 @@ def cross_validation(
     folds = config.evaluation.cv_folds
     if folds == 0:
         return None
+    by_time = getattr(modality, "folds", None)  # forecasting: a rolling-origin backtest, never shuffled
     splitter: Any = (
         StratifiedKFold(folds, shuffle=True, random_state=config.seed)
         if config.is_classification
         else KFold(folds, shuffle=True, random_state=config.seed)
     )
     names = list(CLASSIFICATION if config.is_classification else REGRESSION)
+    if getattr(compute, "scale", None) is not None:
+        names += FORECASTING
 
     def scorer(name: str) -> Callable[..., float]:
         def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> float:
@@ -209,7 +238,10 @@ def cross_validation(
 
         return score
 
-    features, target, sampled = sample(config, features, target)
+    if by_time is not None:
+        splitter, sampled = by_time(config, features, target, folds), False
+    else:
+        features, target, sampled = sample(config, features, target)
     scores = cross_validate(
         ProjectEstimator(config, schema), features, target, cv=splitter, scoring={n: scorer(n) for n in names}
     )
@@ -273,7 +305,10 @@ def importances(
     config: Config, predictor: Any, features: pd.DataFrame, target: pd.Series, compute: Callable[..., Any]
 ) -> list[dict[str, Any]]:
     """Permutation importance of every feature on the test set: how much the target metric drops
-    when that feature's values are shuffled (model-agnostic, so every framework gets it)."""
+    when that feature's values are shuffled (model-agnostic, so every framework gets it). None where
+    the rows are not independent records (a forecast's inputs are the series' own past)."""
+    if not getattr(modality, "PERMUTABLE", True):
+        return []
     metric, sign = config.evaluation.metric, 1.0 if config.evaluation.higher_is_better else -1.0
 
     def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> float:
@@ -380,12 +415,11 @@ def group_metrics(
     y_pred: np.ndarray,
     proba: np.ndarray | None,
     groups: pd.Series,
-    classes: list[Any],
-    positive: Any,
+    compute: TaskMetrics,
 ) -> dict[str, Any]:
     """The target metric per group with Fairlearn's MetricFrame: counts, between-group difference and
     ratio, and for two classes demographic parity and equalized odds differences."""
-    metric = config.evaluation.metric
+    metric, classes, positive = config.evaluation.metric, list(compute.classes), compute.positive
     binary = config.is_classification and len(classes) == 2
     column = classes.index(positive) if binary else None
     scores = proba[:, column] if binary and proba is not None and column is not None else None
@@ -394,9 +428,7 @@ def group_metrics(
         rows = np.asarray(predicted, dtype=int)
         if binary and metric in POSITIVE_CLASS_METRICS and positive not in set(truth):
             return np.nan  # about the positive class, on a group that has none
-        values = all_metrics(config, classes, positive)(
-            y_true.to_numpy()[rows], y_pred[rows], None if proba is None else proba[rows]
-        )
+        values = compute(y_true.to_numpy()[rows], y_pred[rows], None if proba is None else proba[rows])
         return float(values.get(metric, np.nan))
 
     # MetricFrame passes the rows of each group; the metric reads labels and scores by row index.

@@ -34,9 +34,9 @@ from sklearn.metrics import (
 )
 
 from . import artifacts, data, diagnostics, features, tracking
-from .config import Config
+from .config import ERRORS, Config
 from .features import split_xy
-from .metrics import classification_metrics, gate, regression_metrics
+from .metrics import classification_metrics, error_scale, gate, regression_metrics
 from .promote import Decision, newest_candidate, promote
 from .train import TrainedModel, load_trained
 
@@ -73,11 +73,15 @@ def _metrics(
         return classification_metrics(
             y_true.tolist(), y_pred.tolist(), proba, trained.model.classes, positive
         )
-    return regression_metrics(y_true.tolist(), y_pred.tolist())
+    return regression_metrics(y_true.tolist(), y_pred.tolist(), scale=error_scale(trained.schema))
 
 
-def _dummies(config: Config, classes: list[Any], positive: Any) -> dict[str, Any]:
-    """Models that ignore the features: the bar any real model must clear."""
+def _dummies(config: Config, schema: data.Schema, classes: list[Any], positive: Any) -> dict[str, Any]:
+    """Models that ignore the features: the bar any real model must clear. A modality may bring its
+    own (forecasting: the naive and seasonal-naive forecasts)."""
+    own = getattr(features, "baselines", None)
+    if own is not None:
+        return dict(own(config, schema))
     if not config.is_classification:
         return {"mean": DummyRegressor(strategy="mean"), "median": DummyRegressor(strategy="median")}
     dummies: dict[str, Any] = {
@@ -93,12 +97,13 @@ Predictions = tuple[np.ndarray, np.ndarray | None]  # labels or values, and clas
 
 
 def reference_predictions(
-    trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.DataFrame
+    trained: TrainedModel, config: Config, seen: pd.DataFrame, test: pd.DataFrame
 ) -> tuple[dict[str, Predictions], tuple[str, Predictions]]:
     """Test predictions of the dummies (features ignored) and of a regularised linear model (same
-    features), all fitted on the train split: the bars the model is measured against."""
+    features), all fitted on ``seen``, the train and validation splits the model learnt from: the
+    bars the model is measured against (a forecast baseline starts where the model's forecast does)."""
     schema = trained.schema
-    x_train, y_train = split_xy(train, schema)
+    x_train, y_train = split_xy(seen, schema)
     x_test, _ = split_xy(test, schema)
     classes = trained.model.classes if config.is_classification else []
 
@@ -113,7 +118,7 @@ def reference_predictions(
 
     dummies = {
         name: predictions(dummy)
-        for name, dummy in _dummies(config, classes, trained.metadata.get("positive_class")).items()
+        for name, dummy in _dummies(config, schema, classes, trained.metadata.get("positive_class")).items()
     }
     name, linear = diagnostics.linear_reference(config, schema)
     return dummies, (name, predictions(linear))
@@ -132,7 +137,7 @@ def best_baseline(
     for name, (y_pred, proba) in dummies.items():
         for metric, value in _metrics(trained, config, y_test, y_pred, proba).items():
             better = metric not in best or (
-                value > best[metric] if metric not in {"rmse", "mae"} else value < best[metric]
+                value > best[metric] if metric not in ERRORS else value < best[metric]
             )
             if better:
                 best[metric], strategy[metric] = value, name
@@ -177,7 +182,8 @@ def slice_metrics(
     classes = trained.model.classes if config.is_classification else []
     positive = trained.metadata.get("positive_class")
     y_true = test[trained.schema.target]
-    fairness = diagnostics.group_metrics(config, y_true, y_pred, proba, groups, classes, positive)
+    compute = diagnostics.all_metrics(config, classes, positive, error_scale(trained.schema))
+    fairness = diagnostics.group_metrics(config, y_true, y_pred, proba, groups, compute)
     rows = []
     for group in groups.cat.categories:  # low to high, as the groups are ordered
         found = fairness["groups"].get(str(group))
@@ -242,7 +248,8 @@ def plot_figures(
         drawn = [("residuals.png", _residuals(y_true, y_pred))]
     if report["slices"]:
         drawn.append(("slices.png", _slices(config, report["slices"])))
-    drawn.append(("permutation_importance.png", _importance(config, report["permutation_importance"])))
+    if report["permutation_importance"]:
+        drawn.append(("permutation_importance.png", _importance(config, report["permutation_importance"])))
     pipeline = getattr(trained.model, "pipeline", None)  # scikit-learn's own estimator, when there is one
     if pipeline is not None:
         drawn.append(("partial_dependence.png", _partial_dependence(trained, pipeline, x_test, report)))
@@ -426,7 +433,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     proba = trained.model.predict_proba(x_test) if config.is_classification else None
     classes = trained.model.classes if config.is_classification else []
     positive = trained.metadata.get("positive_class")
-    compute = diagnostics.all_metrics(config, classes, positive)
+    compute = diagnostics.all_metrics(config, classes, positive, error_scale(schema))
     test_metrics = _metrics(trained, config, y_test, y_pred, proba)
     metric = evaluation.metric
     if test_metrics.get(metric) is None:
@@ -434,8 +441,10 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     seconds: dict[str, float] = {}
     clock = _Clock(seconds)
 
+    validation = data.load_split(config, "validation")
+    seen = pd.concat([train, validation], ignore_index=True)
     with clock("references"):
-        dummies, (linear_name, linear) = reference_predictions(trained, config, train, test)
+        dummies, (linear_name, linear) = reference_predictions(trained, config, seen, test)
         baseline, strategy = best_baseline(trained, config, y_test, dummies)
     references = {strategy[metric]: dummies[strategy[metric]], linear_name: linear}
     with clock("intervals"):
@@ -444,9 +453,8 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     with clock("slices"):
         slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
     with clock("cross_validation"):
-        validation = data.load_split(config, "validation")
-        features, target = split_xy(pd.concat([train, validation], ignore_index=True), schema)
-        cross_validation = diagnostics.cross_validation(config, schema, features, target, compute)
+        x_seen, y_seen = split_xy(seen, schema)
+        cross_validation = diagnostics.cross_validation(config, schema, x_seen, y_seen, compute)
     with clock("permutation_importance"):
         importance = diagnostics.importances(config, trained, x_test, y_test, compute)
     report: dict[str, Any] = {
@@ -471,6 +479,10 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "demo_examples": diagnostics.demo_examples(config, x_test, y_test, y_pred),
         "data_quality": data.load_manifest(config).get("quality", {}),
     }
+    # What only the model can measure (a forecaster: its intervals' coverage, the error by step).
+    assess = getattr(trained.model, "assess", None)
+    if assess is not None:
+        report.update(assess(x_test, y_test))
     if config.is_classification and proba is not None:
         report["positive_class"] = positive  # what f1, precision, recall and the curves are about
         report["decision_threshold"] = trained.threshold

@@ -8,10 +8,13 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from .config import ERRORS
+
 CLASSIFICATION = ("f1", "accuracy", "precision", "recall", "roc_auc")
 # Labels or values: lists, or NumPy arrays (what the bootstrap resamples).
 Values = Sequence[Any] | np.ndarray
 REGRESSION = ("rmse", "mae", "r2")
+FORECASTING = ("mase", "smape")  # with an error scale: the forecasting projects' metrics
 
 
 def positive_label(classes: Sequence[Any], y_train: Sequence[Any], configured: Any = None) -> Any:
@@ -118,19 +121,41 @@ def choose_threshold(
     }
 
 
-def regression_metrics(y_true: Values, y_pred: Values, only: str | None = None) -> dict[str, float]:
-    """RMSE, MAE and R² (``only``: that one)."""
+def regression_metrics(
+    y_true: Values, y_pred: Values, only: str | None = None, scale: float | None = None
+) -> dict[str, float]:
+    """RMSE, MAE and R² (``only``: that one); with an error ``scale`` (forecasting), also MASE and sMAPE.
+
+    MASE is the MAE divided by ``scale``, the in-sample MAE of the seasonal-naive forecast on the
+    training data: below 1 beats what "same as one season ago" did there. sMAPE is the mean of
+    2|y - ŷ| / (|y| + |ŷ|), in [0, 2] (a pair of zeros counts as no error).
+    """
     result = {
         "rmse": lambda: skm.root_mean_squared_error(y_true, y_pred),
         "mae": lambda: skm.mean_absolute_error(y_true, y_pred),
         "r2": lambda: skm.r2_score(y_true, y_pred) if len(y_true) > 1 else float("nan"),
     }
+    if scale is not None:
+        result["mase"] = lambda: skm.mean_absolute_error(y_true, y_pred) / scale
+        result["smape"] = lambda: _smape(np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float))
     return {name: round(float(value()), 6) for name, value in result.items() if only in (None, name)}
+
+
+def error_scale(schema: Any) -> float | None:
+    """MASE's scale when the data is time series (its schema carries one), else None."""
+    return getattr(schema, "error_scale", None)
+
+
+def _smape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    size = np.abs(y_true) + np.abs(y_pred)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.where(size > 0, 2 * np.abs(y_true - y_pred) / size, 0.0)
+    return float(np.mean(ratios))
 
 
 def perfect(metric: str) -> float:
     """The best value a metric can take: 0 for an error, 1 for a score."""
-    return 0.0 if metric in {"rmse", "mae"} else 1.0
+    return 0.0 if metric in ERRORS else 1.0
 
 
 def gate(
@@ -138,7 +163,7 @@ def gate(
 ) -> dict[str, Any]:
     """Pass when the threshold (if any) is met and the model closes ``margin`` of the gap between
     the best dummy baseline and a perfect score. A baseline that is already perfect cannot be beaten."""
-    higher_is_better = metric not in {"rmse", "mae"}
+    higher_is_better = metric not in ERRORS
     gap = perfect(metric) - baseline
     gain = (value - baseline) / gap if gap else 0.0
     meets_threshold = threshold is None or (value >= threshold if higher_is_better else value <= threshold)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from scipy import stats
 from . import artifacts, data, features
 from .config import Config
 from .features import split_xy, to_frame
-from .train import load_trained
+from .train import TrainedModel, load_trained
 
 EXIT_DRIFT = 3
 SMOOTHING = 0.5  # pseudo-count per bin, so an empty bin does not dominate the index
@@ -184,6 +185,21 @@ def _refused_lines(refused: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _realised_line(realised: dict[str, Any] | None) -> str:
+    """The forecasts' realised error against the backtest's, in words."""
+    if realised is None:
+        return "Forecast errors: not compared (no model is served)."
+    verdict = (
+        f" — **more than {realised['max_ratio']:g} times what the backtest measured: retrain.**"
+        if realised["drifted"]
+        else ("." if realised["enough_rows"] else " (too few values to call it drift).")
+    )
+    return (
+        f"Forecast errors on {realised['values']} realised values: MAE {realised['realised_mae']:.4g} "
+        f"against {realised['expected_mae']:.4g} expected from the backtest at the same steps ahead{verdict}"
+    )
+
+
 def _markdown(report: dict[str, Any], source: str) -> str:
     verdict = "**Drift detected — retrain recommended.**" if report["retrain"] else "No significant drift."
     shift = report.get("prediction")
@@ -193,6 +209,8 @@ def _markdown(report: dict[str, Any], source: str) -> str:
         else f"Predictions against the validation split: PSI {shift['psi']:.4f}"
         + (" — **shifted**." if shift["drifted"] else ", no significant shift.")
     )
+    if "realised_error" in report:
+        prediction_line = _realised_line(report["realised_error"])
     lines = [
         "# Drift report",
         "",
@@ -321,12 +339,23 @@ def load_logged(config: Config) -> pd.DataFrame | None:
     return pd.DataFrame.from_records(list(rows))
 
 
-def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema) -> dict[str, Any] | None:
-    """Predictions on ``current`` (logged ones when present) against those on the validation split."""
+def _served(config: Config, check: Callable[[TrainedModel], dict[str, Any]]) -> dict[str, Any] | None:
+    """``check`` of the served model; None when no model is served yet."""
     try:
         trained = load_trained(config)
     except FileNotFoundError:
         return None
+    return check(trained)
+
+
+def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema) -> dict[str, Any] | None:
+    """Predictions on ``current`` (logged ones when present) against those on the validation split."""
+    return _served(config, lambda trained: _output_shift(config, trained, current, schema))
+
+
+def _output_shift(
+    config: Config, trained: TrainedModel, current: pd.DataFrame, schema: data.Schema
+) -> dict[str, Any]:
     features, _ = split_xy(data.load_split(config, "validation"), schema)
     reference = pd.Series(trained.predict(features))
     if PREDICTION in current.columns:
@@ -338,7 +367,9 @@ def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema
 
 def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
     """Compare ``current_path`` (default: the logged predictions, else ``monitor.current``) with training."""
-    logged = load_logged(config) if current_path is None else None
+    # The log holds inputs to compare, unless the modality logs requests (a forecast's) instead.
+    reads_log = current_path is None and getattr(features, "LOGGED_INPUTS", True)
+    logged = load_logged(config) if reads_log else None
     if logged is not None:
         source, current = str(config.predictions_dir), logged
     else:
@@ -348,8 +379,13 @@ def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
         source, current = str(path), data.read_current(path, config)
     schema = data.load_schema(config)
     report = detect_drift(data.load_split(config, "train"), current, schema, config)
-    report["prediction"] = _prediction_shift(config, current, schema)
-    if report["prediction"] is not None and report["prediction"]["drifted"]:
+    realised = getattr(features, "realised_error", None)
+    if realised is None:
+        report["prediction"] = _prediction_shift(config, current, schema)
+    else:  # forecasting: what happened, against what the served model forecast for it
+        report["prediction"] = None
+        report["realised_error"] = _served(config, lambda trained: realised(config, trained, current, schema))
+    if any((report.get(check) or {}).get("drifted") for check in ("prediction", "realised_error")):
         report["retrain"] = True
     report["source"] = source
     report["refused_requests"] = refused_share(config)

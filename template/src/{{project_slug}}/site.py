@@ -220,7 +220,7 @@ def api_page(config: Config) -> tuple[Page, dict[str, Any]] | None:
         "# API",
         "",
         f"`make serve` answers on {base} (the demo page is `/`, interactive docs `/docs`). With `API_KEY` "
-        "set, `/predict`, `/metadata` and `/metrics` need it in the `X-API-Key` header.",
+        f"set, `{contract.ROUTE}`, `/metadata` and `/metrics` need it in the `X-API-Key` header.",
         "",
         "## Endpoints",
         "",

@@ -22,7 +22,14 @@ import numpy as np
 from . import artifacts, data, tracking
 from .config import Config
 from .features import split_xy, to_frame
-from .metrics import choose_threshold, classification_metrics, decide, positive_label, regression_metrics
+from .metrics import (
+    choose_threshold,
+    classification_metrics,
+    decide,
+    error_scale,
+    positive_label,
+    regression_metrics,
+)
 from .model import FRAMEWORK, Model, build_model, load_model, save_model
 
 # The "-cpu" names are the CPU-only builds that Linux installs of XGBoost and TensorFlow use.
@@ -104,7 +111,8 @@ def score(
         proba = model.predict_proba(features)
         predictions = decide(proba, model.classes, threshold)
         return classification_metrics(target.tolist(), predictions.tolist(), proba, model.classes, positive)
-    return regression_metrics(target.tolist(), model.predict(features).tolist())
+    predicted = model.predict(features).tolist()
+    return regression_metrics(target.tolist(), predicted, scale=error_scale(schema))
 
 
 def decision_threshold(
