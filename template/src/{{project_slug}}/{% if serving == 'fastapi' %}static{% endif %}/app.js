@@ -1,4 +1,4 @@
-// Demo page: builds its form from GET /metadata and calls POST /predict. No external assets.
+// Demo page: builds its form from GET /metadata and calls POST /predict (or /forecast). No external assets.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -129,6 +129,96 @@ function imagePanel(values) {
   if (values && values[feature.name]) showPicture({ base64: values[feature.name] });
 }
 
+// Forecasting projects: a series and a horizon in; the recent history, the forecast and its interval
+// band out, drawn as inline SVG (no chart library) with the numbers in a table.
+const forecasting = () => meta && meta.route === "/forecast";
+const SVG = "http://www.w3.org/2000/svg";
+
+function forecastPanel() {
+  const fieldset = document.createElement("fieldset");
+  const legend = document.createElement("legend");
+  legend.textContent = "Forecast";
+  const series = document.createElement("select");
+  series.id = "series";
+  for (const name of meta.series) {
+    const option = document.createElement("option");
+    option.value = option.textContent = name;
+    series.append(option);
+  }
+  const horizon = document.createElement("input");
+  Object.assign(horizon, { id: "horizon", type: "number", min: 1, max: meta.horizon, step: 1, value: meta.horizon });
+  const rows = [
+    ["series", "Series", series],
+    ["horizon", "Steps ahead (1 to " + meta.horizon + ", " + meta.frequency + ")", horizon],
+  ];
+  fieldset.append(legend);
+  for (const [id, text, input] of rows) {
+    const row = document.createElement("p");
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = text;
+    row.append(label, input);
+    fieldset.append(row);
+  }
+  $("features").replaceChildren(fieldset);
+}
+
+function forecastBody() {
+  return JSON.stringify({ series_id: $("series").value, horizon: Number($("horizon").value) });
+}
+
+function svgNode(tag, attributes, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function drawForecast(body) {
+  const past = (meta.recent || {})[body.series_id] || [];
+  const points = body.forecast;
+  const times = [...past, ...points].map((p) => Date.parse(p.time));
+  const values = [...past.map((p) => p.value), ...points.flatMap((p) => [p.lower, p.upper])];
+  const [width, height, pad] = [640, 260, 36];
+  const [t0, t1, v0, v1] = [Math.min(...times), Math.max(...times), Math.min(...values), Math.max(...values)];
+  const x = (time) => pad + ((Date.parse(time) - t0) / (t1 - t0 || 1)) * (width - 2 * pad);
+  const y = (value) => height - pad - ((value - v0) / (v1 - v0 || 1)) * (height - 2 * pad);
+  const line = (rows, key) => rows.map((p) => x(p.time).toFixed(1) + "," + y(p[key]).toFixed(1)).join(" ");
+  const chart = svgNode("svg", {
+    viewBox: "0 0 " + width + " " + height,
+    role: "img",
+    "aria-label": "history and forecast of " + body.series_id,
+  });
+  const band = line(points, "upper") + " " + line([...points].reverse(), "lower");
+  chart.append(
+    svgNode("polygon", { points: band, class: "band" }),
+    svgNode("polyline", { points: line(past, "value"), class: "history" }),
+    svgNode("polyline", { points: line(points, "value"), class: "forecast" }),
+    svgNode("text", { x: pad, y: height - 8, class: "axis" }, new Date(t0).toISOString().slice(0, 10)),
+    svgNode("text", { x: width - pad, y: height - 8, class: "axis end" }, new Date(t1).toISOString().slice(0, 10)),
+    svgNode("text", { x: 4, y: pad - 8, class: "axis" }, number(v1)),
+    svgNode("text", { x: 4, y: height - pad + 14, class: "axis" }, number(v0)),
+  );
+  $("chart").replaceChildren(chart);
+  const rows = $("forecast-table").querySelector("tbody");
+  rows.replaceChildren(
+    ...points.map((p) => {
+      const tr = document.createElement("tr");
+      for (const text of [p.time.slice(0, 10), number(p.value), number(p.lower), number(p.upper)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+  $("forecast-table").hidden = false;
+  $("chart").hidden = false;
+  const last = points[points.length - 1];
+  $("prediction").textContent =
+    meta.target + " in " + points.length + " steps: " + number(last.value) + " (" + number(last.lower) + " to " + number(last.upper) + ")";
+}
+
 function pictureBody(headers) {
   if (picture && picture.file) {
     const form = new FormData();
@@ -142,6 +232,7 @@ function pictureBody(headers) {
 // Inputs in two groups, numbers then categories, each in the schema's order.
 function fill(values) {
   current = values;
+  if (forecasting()) return forecastPanel();
   if (imageFeature()) return imagePanel(values);
   const groups = [
     ["Numbers", meta.features.filter((f) => f.kind === "numeric")],
@@ -155,8 +246,11 @@ function fill(values) {
 // "Typical values" (medians and most frequent values) and real test rows, one the model gets wrong.
 function examples() {
   const select = $("example");
-  const options = [["typical", imageFeature() ? "An image of the test set" : "Typical values (medians, most frequent)"]];
-  (meta.examples || []).forEach((example, i) => {
+  const first = forecasting()
+    ? "The history stored with the model"
+    : imageFeature() ? "An image of the test set" : "Typical values (medians, most frequent)";
+  const options = [["typical", first]];
+  (forecasting() ? [] : meta.examples || []).forEach((example, i) => {
     const verdict =
       meta.task === "classification"
         ? example.correct ? "the model gets it right" : "the model gets it wrong"
@@ -178,9 +272,11 @@ function chooseExample() {
   const example = choice === "typical" ? null : meta.examples[Number(choice)];
   $("example-note").textContent = example
     ? "A real row of the held-out test set; its true " + meta.target + " is " + number(example.actual) + "."
-    : imageFeature()
-      ? "An image of the held-out test set."
-      : "Not a real record: each value is typical of the training data.";
+    : forecasting()
+      ? "Each series is forecast from the history the model was trained and validated on."
+      : imageFeature()
+        ? "An image of the held-out test set."
+        : "Not a real record: each value is typical of the training data.";
   fill(example ? example.features : meta.example);
 }
 
@@ -227,6 +323,13 @@ function showError(message) {
 
 function showResult(body) {
   $("error").hidden = true;
+  if (forecasting()) {
+    drawForecast(body);
+    $("model-version").textContent = body.model_version;
+    $("result").hidden = false;
+    $("result").scrollIntoView({ block: "nearest" });
+    return;
+  }
   const value = body.predictions[0];
   $("prediction").textContent = meta.target + ": " + (typeof value === "number" ? value.toFixed(4) : value);
   $("model-version").textContent = body.model_version;
@@ -277,11 +380,14 @@ function keyHeaders(headers) {
 async function predict(event) {
   event.preventDefault();
   const headers = keyHeaders({});
-  const payload = imageFeature() ? pictureBody(headers) : JSON.stringify({ records: [record()] });
+  const payload = forecasting()
+    ? forecastBody()
+    : imageFeature() ? pictureBody(headers) : JSON.stringify({ records: [record()] });
   if (!imageFeature()) headers["content-type"] = "application/json";
   $("submit").disabled = true;
   try {
-    const response = await fetch("predict", { method: "POST", headers, body: payload });
+    const route = forecasting() ? "forecast" : "predict"; // relative: the page may sit behind a prefix
+    const response = await fetch(route, { method: "POST", headers, body: payload });
     const body = await response.json().catch(() => null);
     if (response.ok) showResult(body);
     else showError(response.status + ": " + detail(body));
@@ -323,9 +429,11 @@ async function start() {
   $("problem").hidden = !project.problem_statement;
   const task =
     meta.task === "classification" ? "answers one of " + meta.classes.join(", ") : "predicts a number";
-  $("summary").textContent =
-    "Predicts " + meta.target + ": " + meta.architecture + " (" + meta.framework + ") " + task +
-    ". Pick a starting point, edit any value and press Predict.";
+  $("summary").textContent = forecasting()
+    ? "Forecasts " + meta.target + " up to " + meta.horizon + " steps ahead with an interval: " +
+      meta.architecture + " (" + meta.framework + "). Pick a series and a horizon and press Predict."
+    : "Predicts " + meta.target + ": " + meta.architecture + " (" + meta.framework + ") " + task +
+      ". Pick a starting point, edit any value and press Predict.";
   headline();
   links();
   $("key-form").hidden = !meta.api_key_required;
