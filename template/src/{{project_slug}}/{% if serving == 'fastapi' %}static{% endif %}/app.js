@@ -132,7 +132,12 @@ function imagePanel(values) {
 // Forecasting projects: a series and a horizon in; the recent history, the forecast and its interval
 // band out, drawn as inline SVG (no chart library) with the numbers in a table.
 const forecasting = () => meta && meta.route === "/forecast";
-const SVG = "http://www.w3.org/2000/svg";
+// The SVG namespace, from the HTML parser itself: the <svg> element it creates knows its own.
+const SVG = (() => {
+  const box = document.createElement("div");
+  box.innerHTML = "<svg></svg>";
+  return box.firstChild.namespaceURI;
+})();
 
 function forecastPanel() {
   const fieldset = document.createElement("fieldset");
