@@ -1,12 +1,12 @@
 """Time-series projects (issue 14): forecasting on the shared contract.
 
 The fast tier renders tabular and forecasting projects and diffs them (only the modules whose job
-differs may change), checks the questions asked only for time series, and that the frameworks not
-built yet for forecasting are refused before a file is written. The slow tier installs each
-forecasting framework's render and runs its own commands (lint, type-check, its tests, ``make all``
-on the Mauna Loa CO2 series), then the server: ``/forecast`` from the stored history and from a
-client's, every bad request a 422 naming the problem, and the demo page in headless Chromium. The
-scikit-learn run also takes a messy multi-series CSV and one whose time column does not parse.
+differs may change), checks the questions asked only for time series, and that impossible answers
+are refused before a file is written. The slow tier installs each of the four frameworks' render
+and runs its own commands (lint, type-check, its tests, ``make all`` on the Mauna Loa CO2 series),
+then the server: ``/forecast`` from the stored history and from a client's, and every bad request a
+422 naming the problem. The scikit-learn run also drives the demo page in headless Chromium, and
+takes a messy multi-series CSV and one whose time column does not parse.
 """
 
 from __future__ import annotations
@@ -111,7 +111,6 @@ def test_the_users_series_questions_reach_the_config(renders: dict[str, Path]) -
 @pytest.mark.parametrize(
     ("answers_", "message"),
     [
-        ({"framework": "pytorch"}, "sklearn or xgboost"),
         ({"horizon": 0}, "horizon must be between 1 and 1000"),
         ({"frequency": "every month"}, "pandas offset alias"),
     ],
@@ -205,7 +204,7 @@ def check_demo_page(driver: Any, base: str, meta: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["sklearn", "xgboost"])
+@pytest.mark.parametrize("framework", ["sklearn", "xgboost", "pytorch", "tensorflow"])
 def test_forecasting_project_runs_end_to_end(
     tmp_path: Path, framework: str, request: pytest.FixtureRequest
 ) -> None:
