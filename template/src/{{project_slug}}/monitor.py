@@ -68,11 +68,17 @@ def numeric_psi(reference: pd.Series, current: pd.Series) -> float:
     grows with bins/rows, so a fixed 10 bins would flag small samples that have not drifted.
     """
     bins = int(np.clip(len(current) // ROWS_PER_BIN, 2, MAX_BINS))
-    edges = np.unique(np.quantile(reference.dropna(), np.linspace(0, 1, bins + 1)))
-    edges[0], edges[-1] = -np.inf, np.inf
+    quantiles = np.unique(np.quantile(reference.dropna(), np.linspace(0, 1, bins + 1)))
+    # Right-closed bins between the inner quantiles. A reference with one or two distinct values
+    # (a constant, a 0/1 flag) still gets a cut at its lowest value: with none, a shift away from a
+    # constant would land in the same single bin and never count as drift.
+    inner = quantiles[1:-1] if len(quantiles) > 2 else quantiles[:1]
 
     def counts(values: pd.Series) -> np.ndarray:
-        return np.append(np.histogram(values.dropna(), bins=edges)[0], values.isna().sum()).astype(float)
+        found = np.bincount(
+            np.searchsorted(inner, values.dropna().to_numpy(dtype=float)), minlength=len(inner) + 1
+        )
+        return np.append(found, values.isna().sum()).astype(float)
 
     return psi(counts(reference), counts(current))
 
