@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,32 @@ LOCK_TIMEOUT_SECONDS = 600.0
 
 class ArtifactError(ValueError):
     """An artifact on disk cannot be used as it is; the message names the file."""
+
+
+def dump_skops(estimator: Any, path: Path) -> None:
+    """Save a fitted scikit-learn object with skops, compressed.
+
+    skops stores every NumPy scalar as a file of its own: a text vectoriser's vocabulary (150,000
+    n-grams mapped to NumPy integers) took six minutes and 160 MB. Its values are made plain
+    integers first (the vectoriser reads them the same), which takes seconds and 3 MB.
+    """
+    import skops.io as sio
+
+    for part in _parts(estimator):
+        vocabulary = getattr(part, "vocabulary_", None)
+        if isinstance(vocabulary, dict):
+            part.vocabulary_ = {term: int(index) for term, index in vocabulary.items()}
+    sio.dump(estimator, path, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+
+
+def _parts(estimator: Any) -> Iterator[Any]:
+    """The estimator and every fitted estimator inside it (pipelines and column transformers)."""
+    yield estimator
+    children = [step for _, step in getattr(estimator, "steps", [])]
+    children += [step for _, step, _ in getattr(estimator, "transformers_", [])]
+    for child in children:
+        if not isinstance(child, str):  # "drop" and "passthrough"
+            yield from _parts(child)
 
 
 def sha256_file(path: Path) -> str:

@@ -231,20 +231,18 @@ def cross_validation(
     if getattr(compute, "scale", None) is not None:
         names += FORECASTING
 
-    def scorer(name: str) -> Callable[..., float]:
-        def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> float:
-            proba = estimator.predict_proba(x) if config.is_classification else None
-            return float(compute(y, estimator.predict(x), proba).get(name, np.nan))
-
-        return score
+    def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+        """Every metric from one pass of the model over the fold (a text model's features cost more
+        to compute than the model itself)."""
+        proba = estimator.predict_proba(x) if config.is_classification else None
+        found = compute(y, estimator.predict(x), proba)
+        return {name: float(found.get(name, np.nan)) for name in names}
 
     if by_time is not None:
         splitter, sampled = by_time(config, features, target, folds), False
     else:
         features, target, sampled = sample(config, features, target)
-    scores = cross_validate(
-        ProjectEstimator(config, schema), features, target, cv=splitter, scoring={n: scorer(n) for n in names}
-    )
+    scores = cross_validate(ProjectEstimator(config, schema), features, target, cv=splitter, scoring=score)
     return {
         "folds": folds,
         "on": f"train + validation ({'a seeded sample of ' if sampled else ''}{len(target)} rows)",
