@@ -92,6 +92,7 @@ def new(
     data_source: Answer = None,
     data_sha256: Answer = None,
     target_column: Answer = None,
+    text_column: Answer = None,
     time_column: Answer = None,
     series_id_column: Answer = None,
     frequency: Answer = None,

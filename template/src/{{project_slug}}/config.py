@@ -82,6 +82,25 @@ class TimeSeriesConfig(_Section):
     interval_windows: int = Field(default=24, ge=1, le=1000)
 
 
+class TextConfig(_Section):
+    """Text projects: which column holds the text, how it is cleaned, what the data stage tolerates."""
+
+    column: str = "text"
+    # Cleaning steps, in training and serving alike: HTML tags and entities out, runs of whitespace
+    # as one space (each counted in the manifest).
+    strip_html: bool = True
+    collapse_whitespace: bool = True
+    # Longer texts (characters, after cleaning) are left out of training and refused by the API.
+    max_chars: int = Field(default=20_000, ge=1, le=1_000_000)
+    # Rows with bytes the file's encoding cannot decode are left out and counted; past this share of
+    # the lines the file is read in another encoding (detected and reported) instead.
+    max_undecodable_share: float = Field(default=0.05, ge=0, le=1)
+    # TF-IDF features of the linear models (the scikit-learn and XGBoost models, the linear reference).
+    word_ngrams: list[int] = Field(default=[1, 2], min_length=2, max_length=2)
+    min_df: int = Field(default=2, ge=1)
+    max_features: int = Field(default=50_000, ge=10)
+
+
 class ModelConfig(_Section):
     params: dict[str, Any] = {}
 
@@ -208,6 +227,7 @@ class Config(_Section):
     data: DataConfig
     image: ImageConfig = ImageConfig()
     timeseries: TimeSeriesConfig = TimeSeriesConfig()
+    text: TextConfig = TextConfig()
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig
     serving: ServingConfig = ServingConfig()

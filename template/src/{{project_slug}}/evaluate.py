@@ -171,12 +171,33 @@ def slice_metrics(
     overall: float,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The target metric per slice (Fairlearn's MetricFrame), flagging slices markedly worse than
-    overall; and the between-group summary (difference, ratio, parity and equalized odds)."""
+    overall; and the between-group summary (difference, ratio, parity and equalized odds) of the
+    configured column. A modality may slice by its own columns too (texts: by length)."""
     column = config.evaluation.slice_column
-    if not column:
-        return [], None
-    if column not in test.columns:
-        raise ValueError(f"evaluation.slice_column {column!r} is not a column of the data (make data)")
+    columns = [name for name in (column, *getattr(features, "SLICE_COLUMNS", ())) if name]
+    missing = [name for name in columns if name not in test.columns]
+    if missing:
+        raise ValueError(f"evaluation.slice_column {missing[0]!r} is not a column of the data (make data)")
+    rows: list[dict[str, Any]] = []
+    summary = None
+    for name in columns:
+        found, fairness = _slices_of(trained, config, test, name, y_pred, proba, overall)
+        rows += found
+        if name == column:
+            summary = {"column": column, **{key: value for key, value in fairness.items() if key != "groups"}}
+    return rows, summary
+
+
+def _slices_of(
+    trained: TrainedModel,
+    config: Config,
+    test: pd.DataFrame,
+    column: str,
+    y_pred: np.ndarray,
+    proba: np.ndarray | None,
+    overall: float,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows of one column's slices, and Fairlearn's summary of them."""
     metric, tolerance = config.evaluation.metric, config.evaluation.slice_tolerance
     groups = slice_groups(test[column], config.evaluation.slice_bins)
     classes = trained.model.classes if config.is_classification else []
@@ -204,6 +225,7 @@ def slice_metrics(
         rows.append(
             {
                 "slice": f"{column} = {group}",
+                "column": column,
                 "rows": count,
                 metric: value,
                 "gap": None if gap is None else round(gap, 6),
@@ -211,8 +233,7 @@ def slice_metrics(
                 "note": note,
             }
         )
-    summary = {key: value for key, value in fairness.items() if key != "groups"}
-    return rows, {"column": column, **summary}
+    return rows, fairness
 
 
 # ---------------------------------------------------------------- figures
@@ -250,14 +271,15 @@ def plot_figures(
         drawn.append(("slices.png", _slices(config, report["slices"])))
     if report["permutation_importance"]:
         drawn.append(("permutation_importance.png", _importance(config, report["permutation_importance"])))
-    pipeline = getattr(trained.model, "pipeline", None)  # scikit-learn's own estimator, when there is one
-    if pipeline is not None:
+    # scikit-learn's own estimator, when there is one, and numeric features to move (not pixels or text)
+    pipeline = getattr(trained.model, "pipeline", None)
+    if pipeline is not None and any(feature.kind == "numeric" for feature in trained.schema.features):
         drawn.append(("partial_dependence.png", _partial_dependence(trained, pipeline, x_test, report)))
     # Framework-specific figures (feature importance, learning curves): Model.figures() is optional.
     drawn += list(getattr(trained.model, "figures", list)())
     # Modality-specific figures of the inputs themselves (images: the most confidently wrong ones).
     drawn += features.input_figures(
-        x_test, y_true, y_pred, proba, trained.model.classes if proba is not None else []
+        x_test, y_true, y_pred, proba, trained.model.classes if proba is not None else [], report
     )
     return [_save(figure, config, name) for name, figure in drawn]
 
@@ -483,6 +505,10 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     assess = getattr(trained.model, "assess", None)
     if assess is not None:
         report.update(assess(x_test, y_test))
+    # What only the inputs can show (texts: the n-grams that sway the model, its surest mistakes).
+    explain = getattr(features, "explain", None)
+    if explain is not None:
+        report.update(explain(trained, x_test, y_test, y_pred, proba))
     if config.is_classification and proba is not None:
         report["positive_class"] = positive  # what f1, precision, recall and the curves are about
         report["decision_threshold"] = trained.threshold

@@ -224,6 +224,27 @@ function drawForecast(body) {
     meta.target + " in " + points.length + " steps: " + number(last.value) + " (" + number(last.lower) + " to " + number(last.upper) + ")";
 }
 
+// Text projects: one text box, filled from the example or a real test text.
+const textFeature = () => meta.features.find((f) => f.kind === "text");
+
+function textPanel(values) {
+  const feature = textFeature();
+  const fieldset = document.createElement("fieldset");
+  const legend = document.createElement("legend");
+  legend.textContent = "Text";
+  const label = document.createElement("label");
+  label.htmlFor = "text-input";
+  label.textContent = "Text to classify (at most " + feature.max_chars + " characters)";
+  const area = document.createElement("textarea");
+  area.id = "text-input";
+  area.name = "texts";
+  area.rows = 8;
+  area.maxLength = feature.max_chars;
+  area.value = values ? (values.text ?? values[feature.name] ?? "") : "";
+  fieldset.append(legend, label, area);
+  $("features").replaceChildren(fieldset);
+}
+
 function pictureBody(headers) {
   if (picture && picture.file) {
     const form = new FormData();
@@ -239,6 +260,7 @@ function fill(values) {
   current = values;
   if (forecasting()) return forecastPanel();
   if (imageFeature()) return imagePanel(values);
+  if (textFeature()) return textPanel(values);
   const groups = [
     ["Numbers", meta.features.filter((f) => f.kind === "numeric")],
     ["Categories", meta.features.filter((f) => f.kind !== "numeric")],
@@ -253,7 +275,8 @@ function examples() {
   const select = $("example");
   const first = forecasting()
     ? "The history stored with the model"
-    : imageFeature() ? "An image of the test set" : "Typical values (medians, most frequent)";
+    : imageFeature() ? "An image of the test set"
+    : textFeature() ? "A short text of the test set" : "Typical values (medians, most frequent)";
   const options = [["typical", first]];
   (forecasting() ? [] : meta.examples || []).forEach((example, i) => {
     const verdict =
@@ -281,7 +304,9 @@ function chooseExample() {
       ? "Each series is forecast from the history the model was trained and validated on."
       : imageFeature()
         ? "An image of the held-out test set."
-        : "Not a real record: each value is typical of the training data.";
+        : textFeature()
+          ? "A short text of the held-out test set; edit it or write your own."
+          : "Not a real record: each value is typical of the training data.";
   fill(example ? example.features : meta.example);
 }
 
@@ -387,7 +412,9 @@ async function predict(event) {
   const headers = keyHeaders({});
   const payload = forecasting()
     ? forecastBody()
-    : imageFeature() ? pictureBody(headers) : JSON.stringify({ records: [record()] });
+    : imageFeature() ? pictureBody(headers)
+    : textFeature() ? JSON.stringify({ texts: [$("text-input").value] })
+    : JSON.stringify({ records: [record()] });
   if (!imageFeature()) headers["content-type"] = "application/json";
   $("submit").disabled = true;
   try {
@@ -438,7 +465,7 @@ async function start() {
     ? "Forecasts " + meta.target + " up to " + meta.horizon + " steps ahead with an interval: " +
       meta.architecture + " (" + meta.framework + "). Pick a series and a horizon and press Predict."
     : "Predicts " + meta.target + ": " + meta.architecture + " (" + meta.framework + ") " + task +
-      ". Pick a starting point, edit any value and press Predict.";
+      (textFeature() ? ". Pick a text, edit it and press Predict." : ". Pick a starting point, edit any value and press Predict.");
   headline();
   links();
   $("key-form").hidden = !meta.api_key_required;
