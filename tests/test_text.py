@@ -36,6 +36,7 @@ from tests.helpers import (
 from tests.test_frameworks import project_files
 from tests.test_images import MODALITY_FILES, SAME_STORY, SHARED_MODULES
 from tests.test_serving import assert_loaded_offline, browser, open_page  # noqa: F401 (browser: a fixture)
+from tests.test_timeseries import with_config
 
 # What one text framework may change against another: the model module and what names it.
 FRAMEWORK_FILES = {"model.py", "pyproject.toml", "configs/config.yaml", "README.md", ".copier-answers.yml"}
@@ -131,15 +132,6 @@ def messy_csv(path: Path) -> Path:
     raw = pd.DataFrame(rows).to_csv(index=False).encode()
     raw = raw.replace(b"brilliant (3)", b"brilliant \xff\xfe (3)")
     path.write_bytes(raw)
-    return path
-
-
-def with_config(project: Path, name: str, change: dict[str, dict[str, Any]]) -> Path:
-    config = yaml.safe_load((project / "configs" / "config.yaml").read_text())
-    for section, values in change.items():
-        config[section].update(values)
-    path = project / "configs" / name
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 
