@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx2
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timeseries import latencies
 from tests.helpers import (
     free_port,
     http,
@@ -37,21 +35,6 @@ from tests.helpers import (
     server_process,
     torch_index,
 )
-
-
-def latencies(base: str, body: dict[str, Any], count: int) -> dict[str, float]:
-    """One request at a time on one keep-alive connection: what a single caller waits."""
-    times = []
-    with httpx2.Client(timeout=30) as client:
-        for _ in range(20):  # warm-up
-            client.post(f"{base}/predict", json=body)
-        for _ in range(count):
-            start = time.perf_counter()
-            response = client.post(f"{base}/predict", json=body)
-            times.append(time.perf_counter() - start)
-            assert response.status_code == 200, response.text
-    times.sort()
-    return {"p50_ms": 1000 * statistics.median(times), "p99_ms": 1000 * times[int(0.99 * (len(times) - 1))]}
 
 
 def measure(workdir: Path, framework: str, count: int) -> dict[str, Any]:
@@ -72,8 +55,8 @@ def measure(workdir: Path, framework: str, count: int) -> dict[str, Any]:
     port = free_port()
     with server_process(serve_command(project, port), project, port, project / ".serve.log", env) as base:
         example = http("GET", f"{base}/metadata")[1]["example"]["text"]
-        result.update(latencies(base, {"texts": [example]}, count))
-        batch = latencies(base, {"texts": [example] * 100}, max(count // 10, 20))
+        result.update(latencies(base, {"texts": [example]}, count, "/predict"))
+        batch = latencies(base, {"texts": [example] * 100}, max(count // 10, 20), "/predict")
         result["batch_p50_ms"] = batch["p50_ms"]
     return result
 

@@ -31,15 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.helpers import free_port, http, project_env, render, run, serve_command, server_process
 
 
-def latencies(base: str, body: dict[str, Any], count: int) -> dict[str, float]:
+def latencies(base: str, body: dict[str, Any], count: int, route: str = "/forecast") -> dict[str, float]:
     """One request at a time on one keep-alive connection: what a single caller waits."""
     times = []
     with httpx2.Client(timeout=30) as client:
         for _ in range(20):  # warm-up
-            client.post(f"{base}/forecast", json=body)
+            client.post(f"{base}{route}", json=body)
         for _ in range(count):
             start = time.perf_counter()
-            response = client.post(f"{base}/forecast", json=body)
+            response = client.post(f"{base}{route}", json=body)
             times.append(time.perf_counter() - start)
             assert response.status_code == 200, response.text
     times.sort()
@@ -95,7 +95,9 @@ def main() -> None:
         print(f"| {title} | " + " | ".join(form.format(results[f][key]) for f in frameworks) + " |")
     for framework in frameworks:
         ratio = results[framework]["test_mase"] / results[framework]["naive_mase"]
-        print(f"{framework}: test MASE is {ratio:.2f} x the seasonal-naive forecast's (target: MASE below 1.0)")
+        print(
+            f"{framework}: test MASE is {ratio:.2f} x the seasonal-naive forecast's (target: MASE below 1.0)"
+        )
 
 
 if __name__ == "__main__":
