@@ -167,7 +167,7 @@ def check_demo_page(driver: Any, base: str, meta: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["sklearn", "xgboost"])
+@pytest.mark.parametrize("framework", ["sklearn", "xgboost", "pytorch", "tensorflow"])
 def test_text_project_runs_end_to_end(tmp_path: Path, framework: str, request: pytest.FixtureRequest) -> None:
     project = render(tmp_path / "p", {"modality": "text", "framework": framework})
     slug = answers(project)["project_slug"]
