@@ -56,9 +56,13 @@ def torch_index(base: Path) -> str | None:
     folder = base / "torch"
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / wheels[0].name
-    if not link.exists():
+    with contextlib.suppress(FileExistsError):  # tests run in parallel may share the folder
         link.symlink_to(wheels[0])
-    (folder / "index.html").write_text(f'<a href="{wheels[0].name}">{wheels[0].name}</a>\n')
+    page = folder / "index.html"
+    if not page.exists():
+        staged = folder / f".index-{os.getpid()}.html"
+        staged.write_text(f'<a href="{wheels[0].name}">{wheels[0].name}</a>\n')
+        staged.replace(page)  # atomic: a concurrent reader sees the whole page or none
     return f"pytorch-cpu={base.as_uri()}"
 
 

@@ -31,12 +31,14 @@ def test_twenty_rounds_of_two_concurrent_retrains_always_leave_a_served_model(tm
     slug = answers(project)["project_slug"]
     env = project_env(tmp_path)
     run(["uv", "sync", "--quiet"], project, env)
-    # What is under test is the promotion, not the evaluation: a lighter evaluation, as a user may set.
+    # What is under test is the promotion, not the model or its evaluation: a smaller forest and a
+    # lighter evaluation, as a user may set.
     config = project / "configs" / "config.yaml"
-    light = {"bootstrap_resamples": 100, "cv_folds": 0, "permutation_repeats": 1}
+    light = {"bootstrap_resamples": 100, "cv_folds": 0, "permutation_repeats": 1, "n_estimators": 50}
     text = config.read_text()
     for key, value in light.items():
-        text = re.sub(rf"(?m)^  {key}: .*$", f"  {key}: {value}", text)
+        text, found = re.subn(rf"(?m)^( +){key}: .*$", rf"\g<1>{key}: {value}", text)
+        assert found == 1, key
     config.write_text(text)
     run(["make", "all"], project, env)
     python = str(project / ".venv" / "bin" / "python")
