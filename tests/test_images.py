@@ -67,6 +67,7 @@ MODALITY_FILES = {
     "tests/test_monitor.py",
     "tests/test_evaluate.py",
     "tests/test_train.py",
+    "tests/test_export.py",
 }
 
 

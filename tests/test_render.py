@@ -174,6 +174,9 @@ def exercise(project: Path) -> dict[str, Any]:
     with served(project, env) as base:
         status, meta = http("GET", f"{base}/metadata")
         assert status == 200
+        # The exported graph answers: it passed its check against the native model at training.
+        assert meta["runtime"]["name"] == "onnxruntime", meta["runtime"]
+        assert (project / "models" / "model" / "model.onnx").is_file()
         example = meta["example"]
         status, body = http("POST", f"{base}/predict", {"records": [example]})
         assert status == 200, body
@@ -277,6 +280,7 @@ def test_a_small_messy_real_file_runs_make_all_honestly(tmp_path: Path) -> None:
         meta = http("GET", f"{base}/metadata")[1]
         example = meta["example"]
         assert {"Île", "Bill length (mm)"} <= set(example)  # the file's own header names
+        assert meta["runtime"]["name"] == "onnxruntime"  # graph inputs are identifiers: mapped back
         assert http("POST", f"{base}/predict", {"records": [example]})[0] == 200
         status, body = http("POST", f"{base}/predict", {"records": [{**example, "Île": "Atlantis"}]})
         assert status == 422

@@ -145,6 +145,14 @@ class EvaluationConfig(_Section):
         return self.metric not in ERRORS
 
 
+class ExportConfig(_Section):
+    # Export the whole inference path to ONNX after training (tabular projects), checked on the test
+    # split against the native model: probabilities (or values, relative to max(1, |value|)) within
+    # tolerance and identical labels, or the graph is not kept.
+    onnx: bool = True
+    tolerance: float = Field(default=1e-4, gt=0, le=0.1)
+
+
 class ServingConfig(_Section):
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     # Requests with a larger body are refused with 413 before any parsing.
@@ -164,6 +172,11 @@ class ServingConfig(_Section):
     # Real test rows offered on the demo page (one the model gets wrong among them). Off unless set:
     # a user's rows may be people's records, and /metadata shows them to every client.
     demo_examples: int = Field(default=0, ge=0, le=20)
+    # Which model answers: "onnx" runs the exported graph with ONNX Runtime when the model has one
+    # that passed its check (else the native model, with a warning); "native" always the native one.
+    runtime: Literal["onnx", "native"] = "onnx"
+    # ONNX Runtime threads per worker: one request at a time, so more threads only add hand-over.
+    onnx_threads: int = Field(default=1, ge=1, le=64)
 
 
 class SearchDimension(_Section):
@@ -229,6 +242,7 @@ class Config(_Section):
     timeseries: TimeSeriesConfig = TimeSeriesConfig()
     text: TextConfig = TextConfig()
     model: ModelConfig = ModelConfig()
+    export: ExportConfig = ExportConfig()
     evaluation: EvaluationConfig
     serving: ServingConfig = ServingConfig()
     monitor: MonitorConfig = MonitorConfig()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, data, tracking
+from . import artifacts, data, export, runtime, tracking
 from .config import Config
 from .features import split_xy, to_frame
 from .metrics import (
@@ -179,8 +179,15 @@ def train(config: Config) -> TrainedModel:
         return TrainedModel(model, metadata, directory)
     with artifacts.staged_dir(directory) as staging:
         save_model(model, staging)
+        # The portable graph (model.onnx), checked against this model on the test split.
+        metadata["onnx"] = export.export(model, schema, staging, config, threshold)
         # The hashes let every later load prove the files are the ones trained (metadata comes last).
-        metadata["files"] = artifacts.file_hashes(staging)
+        # The ONNX file's own hash is in its record: a bundle whose graph was removed still loads.
+        metadata["files"] = {
+            name: digest
+            for name, digest in artifacts.file_hashes(staging).items()
+            if name != runtime.ONNX_FILE
+        }
         artifacts.write_json(staging / "metadata.json", metadata)
         tracking.log_training(config, metadata, staging)
     # Which candidate this run made (what DVC's train stage outputs; the folder itself moves on promotion).
