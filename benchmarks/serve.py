@@ -1,14 +1,19 @@
-"""Throughput and latency of the rendered API against a raw-ASGI floor serving the same model.
+"""Throughput and latency of the rendered API, answering from ONNX and from the native model, against
+raw-ASGI floors; and the API's start-up time on each path.
 
-Not a test: prints a table. Run from the repository root after ``uv sync``:
+Not a test: prints tables. Run from the repository root after ``uv sync``:
 
     uv run python benchmarks/serve.py [--framework sklearn] [--param n_estimators=20] [--project DIR]
 
-Both servers run one uvicorn worker (uvloop, httptools) on 127.0.0.1 and load the same
-``models/model``. The floor is a bare ASGI callable that parses the body with orjson, calls the same
-``serve.Predictor`` (the model call) and writes the answer: no validation, routing, logging or
-metrics. The rendered API runs exactly as ``make serve`` does, with its demo config (prediction log
-and JSON access log on). So the ratio is what the API layer costs on top of the model call.
+Every server runs one uvicorn worker (uvloop, httptools) on 127.0.0.1 and loads the same
+``models/model``. Two floors: a bare ASGI callable that parses the body with orjson and answers a
+constant (no model at all: what the server and the client cost), and the same callable calling the
+native model through ``serve.Predictor`` (no validation, routing, logging or metrics). The rendered
+API runs exactly as ``make serve`` does, with its demo config (prediction log and JSON access log
+on), once with ``serving.runtime: onnx`` (the exported graph, the default) and once with ``native``.
+Ratios are to the model-free floor and, for the ONNX path, to the native API.
+
+Start-up is process start to the first ``/ready`` 200, the median of ``--starts`` starts per path.
 
 The load is bounded: a fixed number of concurrent keep-alive connections (16 and 64), single-row
 and 100-row bodies, and a fixed duration per cell (``wrk`` with one thread, when installed: it
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -52,7 +58,9 @@ from {slug}.config import load_config
 from {slug}.serve import Predictor
 from {slug}.train import load_trained
 
-predictor = Predictor(load_trained(load_config("configs/config.yaml")))
+MODEL_FREE = sys.argv[2:] == ["model-free"]
+predictor = None if MODEL_FREE else Predictor(load_trained(load_config("configs/config.yaml")))
+CONSTANT = b'{{"predictions":[0],"model_version":"none"}}'
 HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -65,7 +73,8 @@ async def app(scope, receive, send):
         body += message.get("body", b"")
         more = message.get("more_body", False)
     if scope["path"] == "/predict":
-        payload = orjson.dumps(predictor(orjson.loads(body)["records"]))
+        records = orjson.loads(body)["records"]
+        payload = CONSTANT if predictor is None else orjson.dumps(predictor(records))
     else:
         payload = b'{{"status":"ok"}}'
     await send({{"type": "http.response.start", "status": 200, "headers": HEADERS}})
@@ -181,6 +190,38 @@ def prepare(args: argparse.Namespace, workdir: Path) -> Path:
     return project
 
 
+SERVERS = ("model-free ASGI", "raw ASGI + native model", "API, native model", "API, ONNX")
+
+
+def native_config(project: Path) -> Path:
+    """The project's config with ``serving.runtime: native`` (a copy: the user's file is untouched)."""
+    config = yaml.safe_load((project / "configs" / "config.yaml").read_text())
+    config["serving"]["runtime"] = "native"
+    path = project / "configs" / ".bench-native.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def start_seconds(command: list[str], project: Path, port: int, log: Path) -> float:
+    """Seconds from process start to the first ``/ready`` 200."""
+    with log.open("w") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=project, env=project_env(), stdout=output, stderr=output)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited {process.returncode}:\n{log.read_text()[-2000:]}")
+            try:
+                if http("GET", f"http://127.0.0.1:{port}/ready", timeout=1)[0] == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            time.sleep(0.01)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--framework", default="sklearn")
@@ -189,6 +230,7 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=15.0, help="seconds per cell and round at most")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk: seconds per cell and round")
+    parser.add_argument("--starts", type=int, default=5, help="server starts timed per path")
     parser.add_argument(
         "--client", choices=("wrk", "httpx2"), default="wrk" if shutil.which("wrk") else "httpx2"
     )
@@ -201,21 +243,41 @@ def main() -> None:
         slug = answers(project)["project_slug"]
         raw_script = project / ".bench_raw_asgi.py"
         raw_script.write_text(RAW_APP.format(slug=slug))
-        api_port, raw_port = free_port(), free_port()
-        api_cmd = serve_command(project, api_port)
-        raw_cmd = ["uv", "run", "--frozen", "python", raw_script.name, str(raw_port)]
+        native = native_config(project)
+        ports = {name: free_port() for name in SERVERS}
+        raw = ["uv", "run", "--frozen", "python", raw_script.name]
+        commands = {
+            "model-free ASGI": [*raw, str(ports["model-free ASGI"]), "model-free"],
+            "raw ASGI + native model": [*raw, str(ports["raw ASGI + native model"])],
+            "API, native model": [
+                *serve_command(project, ports["API, native model"]),
+                *("--config", str(native)),
+            ],
+            "API, ONNX": serve_command(project, ports["API, ONNX"]),
+        }
         results: dict[tuple[str, int, int], dict[str, float]] = {}
+        starts: dict[str, list[float]] = {"API, native model": [], "API, ONNX": []}
         try:
-            with (
-                server_process(api_cmd, project, api_port, workdir / "api.log", startup_timeout=120) as api,
-                server_process(raw_cmd, project, raw_port, workdir / "raw.log", startup_timeout=120) as raw,
-            ):
-                example = http("GET", f"{api}/metadata")[1]["example"]
+            for _ in range(args.starts):
+                for name in starts:
+                    log = workdir / "start.log"
+                    starts[name].append(start_seconds(commands[name], project, ports[name], log))
+            with contextlib.ExitStack() as stack:
+                bases = {
+                    name: stack.enter_context(
+                        server_process(commands[name], project, ports[name], workdir / f"{i}.log", None, 120)
+                    )
+                    for i, name in enumerate(SERVERS)
+                }
+                meta = http("GET", f"{bases['API, ONNX']}/metadata")[1]
+                assert meta["runtime"]["name"] == "onnxruntime", meta["runtime"]
+                assert http("GET", f"{bases['API, native model']}/metadata")[1]["runtime"]["name"] == "native"
+                example = meta["example"]
                 for concurrency in (16, 64):
                     for rows in (1, 100):
                         body = json.dumps({"records": [example] * rows}).encode()
                         for _ in range(args.rounds):
-                            for name, base in (("raw ASGI", raw), ("rendered API", api)):
+                            for name, base in bases.items():
                                 url = f"{base}/predict"
                                 cell = (
                                     wrk_load(url, body, args.seconds, concurrency, workdir)
@@ -227,8 +289,12 @@ def main() -> None:
                                     results[key] = cell
         finally:
             raw_script.unlink(missing_ok=True)
+            native.unlink(missing_ok=True)
         framework = args.framework if not args.project else answers(project)["framework"]
         print_table(results, framework, args)
+        print("\n| path | start to /ready 200, median s | min s | max s |\n|---|---:|---:|---:|")
+        for name, seconds in starts.items():
+            print(f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f} | {max(seconds):.2f} |")
 
 
 def print_table(results: dict[tuple[str, int, int], dict[str, Any]], framework: str, args: Any) -> None:
@@ -238,17 +304,21 @@ def print_table(results: dict[tuple[str, int, int], dict[str, Any]], framework: 
         f"client {args.client}, best of {args.rounds} rounds\n"
     )
     print(
-        "| server | concurrency | rows/request | requests | errors | req/s | p50 ms | p99 ms | ratio to raw |"
+        "| server | concurrency | rows/request | requests | errors | req/s | rows/s | p50 ms | p99 ms "
+        "| to model-free floor | ONNX to native API |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    order = {name: index for index, name in enumerate(SERVERS)}
     for (name, concurrency, rows), cell in sorted(
-        results.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])
+        results.items(), key=lambda kv: (kv[0][1], kv[0][2], order[kv[0][0]])
     ):
-        floor = results[("raw ASGI", concurrency, rows)]["rps"]
+        floor = results[("model-free ASGI", concurrency, rows)]["rps"]
+        native = results[("API, native model", concurrency, rows)]["rps"]
         ratio = f"{cell['rps'] / floor:.2f}" if floor else "n/a"
+        speedup = f"{cell['rps'] / native:.1f}x" if name == "API, ONNX" and native else ""
         print(
             f"| {name} | {concurrency} | {rows} | {cell['requests']} | {cell['errors']} | {cell['rps']:.0f} "
-            f"| {cell['p50']:.1f} | {cell['p99']:.1f} | {ratio} |"
+            f"| {cell['rps'] * rows:.0f} | {cell['p50']:.2f} | {cell['p99']:.2f} | {ratio} | {speedup} |"
         )
 
 
