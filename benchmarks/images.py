@@ -73,7 +73,7 @@ async def _throughput(base: str, kind: str, png: bytes, count: int, concurrency:
 
 def measure(workdir: Path, framework: str, count: int) -> dict[str, Any]:
     project = render(workdir / framework, {"modality": "image", "framework": framework})
-    env = project_env(workdir)
+    env = project_env()
     run(["uv", "sync", "--quiet"], project, env)
     start = time.perf_counter()
     run(["make", "all"], project, env)

@@ -60,7 +60,7 @@ def measure(workdir: Path, rows: int, framework: str) -> dict[str, float]:
         "project_name": f"Churn {rows}",
     }
     project = render(workdir / f"rows-{rows}", answers)
-    env = project_env(workdir)
+    env = project_env()
     run(["uv", "sync", "--quiet"], project, env)
     messy_csv(project / "data" / "raw" / "data.csv", rows)
     start = time.perf_counter()

@@ -45,7 +45,7 @@ def pipeline_commands(project: Path, option: str) -> list[list[str]]:
 
 
 def measure(workdir: Path, option: str, data: dict[str, str], framework: str) -> dict[str, float]:
-    env = project_env(workdir)
+    env = project_env()
     env.pop("MLFLOW_TRACKING_URI", None)  # the embedded local store, as a new user gets it
     project = render(workdir / option.replace("=", "-"), {"framework": framework, **data})
     start = time.perf_counter()
@@ -68,7 +68,7 @@ def main() -> None:
     try:
         every = {"tracking": "mlflow", "tuning": "optuna", "pipeline": "dvc"}
         warm = render(workdir / "warm", {"framework": args.framework, **every})
-        run(["uv", "sync", "--quiet"], warm, project_env(workdir))  # untimed: fills the uv cache
+        run(["uv", "sync", "--quiet"], warm, project_env())  # untimed: fills the uv cache
         rows = {option: measure(workdir, option, data, args.framework) for option, data in OPTIONS.items()}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

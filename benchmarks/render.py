@@ -55,7 +55,7 @@ def first_prediction(workdir: Path, framework: str) -> dict[str, float]:
     """Seconds for each step from an empty folder to one answered POST /predict."""
     steps: dict[str, float] = {}
     warm = render(workdir / "warm", {"framework": framework})
-    env = project_env(workdir)
+    env = project_env()
     run(["uv", "sync"], cwd=warm, env=env)  # untimed: fills the uv cache
     start = time.perf_counter()
     project = render(workdir / "timed", {"framework": framework})

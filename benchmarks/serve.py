@@ -176,7 +176,7 @@ def prepare(args: argparse.Namespace, workdir: Path) -> Path:
         return Path(args.project).resolve()
     project = render(workdir / "bench", {"framework": args.framework})
     slug = answers(project)["project_slug"]
-    env = project_env(workdir)
+    env = project_env()
     if args.param:
         path = project / "configs" / "config.yaml"
         config = yaml.safe_load(path.read_text())

@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlfolio-site-") as tmp:
         workdir = Path(tmp)
-        env = project_env(workdir)
+        env = project_env()
         project = render(workdir / "project", {"framework": args.framework})
         run(["uv", "sync", "--quiet"], project, env)
         all_s, _ = timed(["make", "all"], project, env)

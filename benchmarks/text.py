@@ -39,7 +39,7 @@ from tests.helpers import (
 
 def measure(workdir: Path, framework: str, count: int) -> dict[str, Any]:
     project = render(workdir / framework, {"modality": "text", "framework": framework})
-    env = project_env(workdir)
+    env = project_env()
     index = torch_index(workdir)
     if index:
         env["UV_INDEX"] = f"pytorch-cpu={index}"

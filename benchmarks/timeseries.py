@@ -48,7 +48,7 @@ def latencies(base: str, body: dict[str, Any], count: int, route: str = "/foreca
 
 def measure(workdir: Path, framework: str, count: int) -> dict[str, Any]:
     project = render(workdir / framework, {"modality": "timeseries", "framework": framework})
-    env = project_env(workdir)
+    env = project_env()
     run(["uv", "sync", "--quiet"], project, env)
     start = time.perf_counter()
     run(["make", "all"], project, env)

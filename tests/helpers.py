@@ -66,7 +66,12 @@ def torch_index(base: Path) -> str | None:
     return f"pytorch-cpu={base.as_uri()}"
 
 
-def project_env(tmp_base: Path | None = None) -> dict[str, str]:
+# One place for the redirect, shared by every test: uv caches a wheel per index URL, so an index in
+# each test's own folder unpacked torch (700 MB) again for every PyTorch render.
+TORCH_INDEX = Path(tempfile.gettempdir()) / "mlfolio-torch-index"
+
+
+def project_env() -> dict[str, str]:
     """Environment for commands inside a render: its own venv, the shared uv cache, torch redirect."""
     env = {
         k: v
@@ -75,7 +80,7 @@ def project_env(tmp_base: Path | None = None) -> dict[str, str]:
     }
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     env["UV_NO_PROGRESS"] = "1"
-    index = torch_index((tmp_base or Path(tempfile.gettempdir())) / "mlfolio-torch-index")
+    index = torch_index(TORCH_INDEX)
     if index:
         env["UV_INDEX"] = index
     return env

@@ -294,7 +294,7 @@ def test_hooks_pass_on_a_fresh_render_and_enforce_conventional_commits(
     framework: str, tmp_path: Path
 ) -> None:
     project = render(tmp_path / framework, {"framework": framework, **HOOK_RENDERS[framework]})
-    env = project_env(tmp_path)
+    env = project_env()
     env.update(GIT_AUTHOR_NAME="T", GIT_AUTHOR_EMAIL="t@example.org")
     env.update(GIT_COMMITTER_NAME="T", GIT_COMMITTER_EMAIL="t@example.org")
     run(["git", "init", "--quiet"], cwd=project, env=env)
@@ -325,7 +325,7 @@ def test_new_leaves_a_custom_hooks_path_alone(tmp_path: Path, monkeypatch: pytes
     )
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for key, value in project_env(tmp_path).items():
+    for key, value in project_env().items():
         monkeypatch.setenv(key, value)
     result = run_new(tmp_path / "p", defaults=True)
     assert result.commit
@@ -447,7 +447,7 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
 
     project = render(tmp_path / "project")
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     run(["uv", "sync", "--quiet"], cwd=project, env=env)
     for stage in ("data", "train", "evaluate"):  # evaluate promotes the model that passes its gate
         run(["uv", "run", "--frozen", "python", "-m", slug, stage], cwd=project, env=env)

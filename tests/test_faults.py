@@ -29,7 +29,7 @@ LOAD = (
 def test_twenty_rounds_of_two_concurrent_retrains_always_leave_a_served_model(tmp_path: Path) -> None:
     project = render(tmp_path / "p")
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     run(["uv", "sync", "--quiet"], project, env)
     # What is under test is the promotion, not the model or its evaluation: a smaller forest and a
     # lighter evaluation, as a user may set.

@@ -222,7 +222,7 @@ def check_distributed_training(project: Path, env: dict[str, str], slug: str) ->
 def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task: str) -> None:
     project = render(tmp_path / "p", {"framework": framework, "task_type": task})
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     for command in (INSTALL, *STATIC_CHECKS):
         run(command, cwd=project, env=env)
     if framework == "pytorch":

@@ -238,7 +238,7 @@ def test_image_project_runs_end_to_end(
 ) -> None:
     project = render(tmp_path / "p", {"modality": "image", "framework": framework})
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     for command in PROJECT_COMMANDS:
         run(command, cwd=project, env=env)
     report = strict_json(project / "reports" / "metrics.json")

@@ -57,7 +57,7 @@ def _git(project: Path, *args: str) -> None:
 def test_options_run_for_real(tmp_path: Path, variant: dict[str, str]) -> None:
     project = render(tmp_path / "project", {**variant, **ALL_ON})
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("OPTUNA_STORAGE", None)
     uv = ["uv", "run", "--frozen"]

@@ -165,7 +165,7 @@ def penguins_csv(project: Path) -> Path:
 
 def exercise(project: Path) -> dict[str, Any]:
     """Install, lint, type-check, test, run the pipeline, serve; return the metrics report."""
-    env = project_env(project.parent)
+    env = project_env()
     for command in PROJECT_COMMANDS:
         run(command, cwd=project, env=env)
     report = strict_json(project / "reports" / "metrics.json")
@@ -234,7 +234,7 @@ def test_user_csv_with_missing_values_and_categories_runs_end_to_end(tmp_path: P
 @pytest.mark.slow
 def test_evaluation_gate_fails_make_all_when_the_target_is_missed(tmp_path: Path) -> None:
     project = render(tmp_path / "p", {"target_threshold": "1.0"})
-    env = project_env(tmp_path)
+    env = project_env()
     run(["uv", "sync"], cwd=project, env=env)
     result = run(["make", "all"], cwd=project, env=env, check=False)
     assert result.returncode != 0
@@ -261,7 +261,7 @@ def messy_penguins(path: Path) -> None:
 def test_a_small_messy_real_file_runs_make_all_honestly(tmp_path: Path) -> None:
     project = render(tmp_path / "p", {**PENGUINS, "slice_column": "Île"})
     messy_penguins(project / "data" / "raw" / "data.csv")
-    env = project_env(tmp_path)
+    env = project_env()
     run(["uv", "sync", "--quiet"], cwd=project, env=env)
     result = run(["make", "all"], cwd=project, env=env)  # no drift between its own splits, by construction
     output = result.stdout + result.stderr

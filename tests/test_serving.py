@@ -72,7 +72,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     framework = request.param
     base = tmp_path_factory.mktemp(f"serving-{framework}")
     project = render(base / "project", {"framework": framework})
-    env = project_env(base)
+    env = project_env()
     run(["uv", "sync", "--quiet"], project, env)
     run(["make", "all"], project, env)
     with served(project, {**env, "API_KEY": API_KEY}) as url:

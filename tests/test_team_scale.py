@@ -86,7 +86,7 @@ def _has_user(name: str) -> bool:
 def test_two_tune_processes_share_one_study_in_postgresql(tmp_path: Path) -> None:
     project = render(tmp_path / "p", {"tuning": "optuna"})
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     run(["uv", "sync", "--quiet"], cwd=project, env=env)
     run(["uv", "run", "--frozen", "python", "-m", slug, "data"], cwd=project, env=env)
     with postgres() as url:

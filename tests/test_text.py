@@ -171,7 +171,7 @@ def check_demo_page(driver: Any, base: str, meta: dict[str, Any]) -> None:
 def test_text_project_runs_end_to_end(tmp_path: Path, framework: str, request: pytest.FixtureRequest) -> None:
     project = render(tmp_path / "p", {"modality": "text", "framework": framework})
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     for command in PROJECT_COMMANDS:
         run(command, cwd=project, env=env)
     report = strict_json(project / "reports" / "metrics.json")

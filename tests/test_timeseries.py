@@ -210,7 +210,7 @@ def test_forecasting_project_runs_end_to_end(
 ) -> None:
     project = render(tmp_path / "p", {"modality": "timeseries", "framework": framework})
     slug = answers(project)["project_slug"]
-    env = project_env(tmp_path)
+    env = project_env()
     for command in PROJECT_COMMANDS:
         run(command, cwd=project, env=env)
     report = strict_json(project / "reports" / "metrics.json")
