@@ -254,8 +254,9 @@ def test_framework_project_runs_end_to_end(tmp_path: Path, framework: str, task:
         status, meta = http("GET", f"{base}/metadata")
         assert status == 200
         assert meta["framework"] == framework
-        # XGBoost and PyTorch answer from their ONNX export; Keras from the native model for now.
-        assert meta["runtime"]["name"] == ("native" if framework == "tensorflow" else "onnxruntime")
+        # Every framework's tabular model answers from its ONNX export (the network and its scaling).
+        assert meta["runtime"]["name"] == "onnxruntime", meta["runtime"]
+        assert metadata["onnx"]["equivalent"], metadata["onnx"]
         status, body = http("POST", f"{base}/predict", {"records": [meta["example"]]})
         assert status == 200, body
         assert len(body["predictions"]) == 1
