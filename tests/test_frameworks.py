@@ -54,6 +54,7 @@ SHARED_MODULES = (
     "artifacts",
     "export",
     "runtime",
+    "bundle",
 )
 # The only files a framework choice may change.
 FRAMEWORK_FILES = {"model.py", "pyproject.toml", "configs/config.yaml", "README.md", ".copier-answers.yml"}

@@ -54,10 +54,12 @@ SHARED_MODULES = (
 # What the modality may change: the modules whose job differs, the deep models, and their tests.
 MODALITY_FILES = {
     "data.py",
+    "schema.py",
     "features.py",
     "contract.py",
     "model.py",
     "pyproject.toml",
+    "Dockerfile",  # the venv the API's image takes by default: the slim one where models export to ONNX
     "configs/config.yaml",
     "README.md",
     ".copier-answers.yml",

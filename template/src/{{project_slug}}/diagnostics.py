@@ -33,6 +33,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, trai
 from sklearn.pipeline import Pipeline
 
 from . import features as modality
+from .bundle import decide
 from .config import Config
 from .data import Schema
 from .metrics import (
@@ -40,7 +41,6 @@ from .metrics import (
     FORECASTING,
     REGRESSION,
     classification_metrics,
-    decide,
     regression_metrics,
 )
 from .model import build_model

@@ -24,10 +24,10 @@ import pandas as pd
 
 from . import artifacts, data, features, runtime
 from . import model as framework
+from .bundle import decide
 from .config import Config
 from .data import Schema
 from .features import split_xy
-from .metrics import decide
 from .model import Model
 
 # The standard operator set the graphs are written for (ONNX Runtime has run it since 1.14).
@@ -99,7 +99,10 @@ def build_graph(model: Model, schema: Schema) -> tuple[onnx.ModelProto, dict[str
         onnx.checker.check_model(graph, full_check=True)
     except (RuntimeError, ValueError, TypeError, NotImplementedError, onnx.checker.ValidationError) as error:
         raise ExportError(f"conversion failed: {type(error).__name__}: {error}") from None
-    return graph, {"inputs": inputs, "output": OUTPUT}
+    spec: dict[str, Any] = {"inputs": inputs, "output": OUTPUT}
+    if schema.task == "classification":  # the order of the probability columns, for the service
+        spec["classes"] = [c.item() if isinstance(c, np.generic) else c for c in model.classes]
+    return graph, spec
 
 
 def _preprocessor_graph(preprocessor: Any, inputs: list[dict[str, str]]) -> onnx.ModelProto:

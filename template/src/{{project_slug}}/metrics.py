@@ -63,17 +63,6 @@ def classification_metrics(
     return {name: round(float(value), 6) for name, value in result.items() if only in (None, name)}
 
 
-def decide(proba: np.ndarray, classes: Sequence[Any], threshold: dict[str, Any] | None) -> np.ndarray:
-    """Labels from class probabilities: the tuned cut-off for the positive class when there is one
-    (binary classification), else the most probable class."""
-    labels = np.empty(len(classes), dtype=object)
-    labels[:] = list(classes)
-    if threshold is None or len(classes) != 2:
-        return labels[np.argmax(proba, axis=1)]
-    column = list(classes).index(threshold["positive_class"])
-    return np.where(proba[:, column] >= threshold["value"], labels[column], labels[1 - column])
-
-
 def choose_threshold(
     y_true: Sequence[Any], scores: np.ndarray, positive: Any, metric: str, cost_ratio: float | None
 ) -> dict[str, Any]:

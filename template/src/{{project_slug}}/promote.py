@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts, data
+from .bundle import EVALUATION_FILE
 from .config import Config
 from .train import TrainedModel, load_trained, score
 
-EVALUATION_FILE = "evaluation.json"
 KEEP_CANDIDATES = 5  # unpromoted candidates kept for inspection, newest first
 
 
@@ -146,9 +146,3 @@ def _prune(config: Config) -> None:
     """Keep the newest few unpromoted candidates; older ones only fill the disk."""
     for old in candidates(config)[:-KEEP_CANDIDATES]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def gate_status(directory: Path) -> dict[str, Any] | None:
-    """The gate result a bundle was promoted with (None for a bundle from before gates were kept)."""
-    path = directory / EVALUATION_FILE
-    return dict(artifacts.read_json(path)) if path.is_file() else None

@@ -43,6 +43,8 @@ class OnnxModel:
             for spec in export["inputs"]
         ]
         self.output = str(export["output"])
+        # Classification: the classes of the probability columns, in order (None before this was kept).
+        self.classes: list[Any] | None = export.get("classes")
         self.file = path.name
 
     def feed(self, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:

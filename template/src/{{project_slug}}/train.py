@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from . import artifacts, data, export, runtime, tracking
+from .bundle import Bundle, decide, open_bundle
 from .config import Config
 from .features import split_xy, to_frame
 from .metrics import (
     choose_threshold,
     classification_metrics,
-    decide,
     error_scale,
     positive_label,
     regression_metrics,
@@ -48,23 +48,10 @@ LIBRARIES = (
 
 
 @dataclass
-class TrainedModel:
+class TrainedModel(Bundle):
+    """A bundle with its native model loaded."""
+
     model: Model
-    metadata: dict[str, Any]
-    directory: Path
-
-    @property
-    def schema(self) -> data.Schema:
-        return data.Schema.model_validate(self.metadata["schema"])
-
-    @property
-    def version(self) -> str:
-        return str(self.metadata["model_version"])
-
-    @property
-    def threshold(self) -> dict[str, Any] | None:
-        """The cut-off chosen at training (binary classification), or None: the most probable class."""
-        return self.metadata.get("decision_threshold")
 
     def predict(self, features: Any) -> np.ndarray:
         """Labels (with the trained decision threshold) or values: what every stage reports and serves."""
@@ -176,7 +163,7 @@ def train(config: Config) -> TrainedModel:
     }
     directory = config.candidates_dir / version
     if not is_primary_process():  # torchrun's other processes trained the same replica: one publishes
-        return TrainedModel(model, metadata, directory)
+        return TrainedModel(metadata, directory, model)
     with artifacts.staged_dir(directory) as staging:
         save_model(model, staging)
         # The portable graph (model.onnx), checked against this model on the test split.
@@ -195,60 +182,25 @@ def train(config: Config) -> TrainedModel:
         config.reports_dir / "candidate.json",
         {"model_version": version, "directory": directory.relative_to(config.root).as_posix()},
     )
-    return TrainedModel(model, metadata, directory)
+    return TrainedModel(metadata, directory, model)
 
 
 def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
     """Load a bundle (the served one unless ``directory`` names another) and prove it is usable.
 
-    The files must match the hashes recorded at training, the model must be this project's
-    (framework, task and target) and it must predict the schema's example record: a bundle that
+    On top of ``bundle.open_bundle``'s checks (this project's task and target, files as trained),
+    the model must be this framework's and must predict the schema's example record: a bundle that
     would answer every request with an error is refused here, with one line naming it.
     """
-    if directory is None:
-        directory = config.model_dir
-        with artifacts.store_lock(directory):
-            artifacts.recover(directory)  # a promotion a crash interrupted is finished or rolled back
-    meta_path = directory / "metadata.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(_no_model(config, directory))
-    metadata = artifacts.read_json(meta_path)
-    _check_bundle(config, directory, metadata)
+    bundle = open_bundle(config, directory)
+    framework = bundle.metadata.get("framework")
+    if framework != FRAMEWORK:
+        raise artifacts.ArtifactError(
+            f"{bundle.directory} holds a {framework} model, this project uses {FRAMEWORK}"
+        )
     try:
-        trained = TrainedModel(load_model(directory), metadata, directory)
+        trained = TrainedModel(bundle.metadata, bundle.directory, load_model(bundle.directory))
         trained.predict(to_frame([trained.schema.example], trained.schema))
     except Exception as error:  # any failure here means the bundle is unusable
-        raise artifacts.ArtifactError(f"the model in {directory} cannot be used: {error}") from None
+        raise artifacts.ArtifactError(f"the model in {bundle.directory} cannot be used: {error}") from None
     return trained
-
-
-def _no_model(config: Config, directory: Path) -> str:
-    """Why there is no model to load, and what to do about it."""
-    if directory != config.model_dir:
-        return f"no trained model in {directory}; run the training stage first (make train)"
-    waiting = sorted(config.candidates_dir.glob("*/metadata.json")) if config.candidates_dir.is_dir() else []
-    if not waiting:
-        return f"no model is served from {directory}; run `make all` (a model passing its gate is served)"
-    return (
-        f"no model is served from {directory}: {len(waiting)} candidate(s) in {config.candidates_dir} "
-        "missed their gate; improve the model, or serve the newest anyway with `make promote` (--force)"
-    )
-
-
-def _check_bundle(config: Config, directory: Path, metadata: dict[str, Any]) -> None:
-    if metadata.get("framework") != FRAMEWORK:
-        raise artifacts.ArtifactError(
-            f"{directory} holds a {metadata.get('framework')} model, this project uses {FRAMEWORK}"
-        )
-    schema = metadata.get("schema") or {}
-    if (metadata.get("task"), schema.get("target")) != (config.task, config.data.target):
-        raise artifacts.ArtifactError(
-            f"{directory} predicts {schema.get('target')!r} ({metadata.get('task')}); this project "
-            f"predicts {config.data.target!r} ({config.task}): it is another project's model"
-        )
-    for name, expected in (metadata.get("files") or {}).items():
-        path = directory / name
-        if not path.is_file() or artifacts.sha256_file(path) != expected:
-            raise artifacts.ArtifactError(
-                f"{path} is missing or differs from the file trained (sha256 in metadata.json); retrain"
-            )
