@@ -13,7 +13,10 @@ API runs exactly as ``make serve`` does, with its demo config (prediction log an
 on), once with ``serving.runtime: onnx`` (the exported graph, the default) and once with ``native``.
 Ratios are to the model-free floor and, for the ONNX path, to the native API.
 
-Start-up is process start to the first ``/ready`` 200, the median of ``--starts`` starts per path.
+Start-up is process start to the first ``/ready`` 200, the median of ``--starts`` starts per path,
+with the project's own venv and with the slim one the API's Docker image takes: the ``serve``
+dependency group and the package alone (no pandas, scikit-learn or framework), whose size is printed
+beside the full runtime venv's (every dependency, no dev tools: the jobs image's).
 
 The load is bounded: a fixed number of concurrent keep-alive connections (16 and 64), single-row
 and 100-row bodies, and a fixed duration per cell (``wrk`` with one thread, when installed: it
@@ -202,11 +205,29 @@ def native_config(project: Path) -> Path:
     return path
 
 
+def runtime_venvs(project: Path, workdir: Path) -> dict[str, Path]:
+    """The two venvs the Dockerfile builds, built the same way: ``serve`` (the API's) and ``full``."""
+    venvs = {}
+    for name, options in (("serve", ["--only-group", "serve"]), ("full", ["--no-dev"])):
+        venv = workdir / f"venv-{name}"
+        env = {**project_env(), "UV_PROJECT_ENVIRONMENT": str(venv), "UV_LINK_MODE": "copy"}
+        run(["uv", "sync", "--frozen", "--quiet", *options, "--no-install-project"], project, env)
+        run(["uv", "pip", "install", "--quiet", "--python", str(venv), "--no-deps", "."], project, env)
+        venvs[name] = venv
+    return venvs
+
+
+def megabytes(folder: Path) -> float:
+    files = [path for path in folder.rglob("*") if path.is_file() and not path.is_symlink()]
+    return sum(path.stat().st_size for path in files) / 1e6
+
+
 def start_seconds(command: list[str], project: Path, port: int, log: Path) -> float:
     """Seconds from process start to the first ``/ready`` 200."""
     with log.open("w") as output:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=project, env=project_env(), stdout=output, stderr=output)
+        # (the venv's own interpreter, no ``uv run`` in front: what a container's CMD starts)
     try:
         while True:
             if process.poll() is not None:
@@ -256,12 +277,21 @@ def main() -> None:
             "API, ONNX": serve_command(project, ports["API, ONNX"]),
         }
         results: dict[tuple[str, int, int], dict[str, float]] = {}
-        starts: dict[str, list[float]] = {"API, native model": [], "API, ONNX": []}
+        venvs = runtime_venvs(project, workdir)
+        sizes = {name: megabytes(venv) for name, venv in venvs.items()}
+        served = serve_command(project, ports["API, ONNX"])[4:]  # after "uv run --frozen python"
+        full, slim = (str(venvs[name] / "bin" / "python") for name in ("full", "serve"))
+        start_commands = {
+            "API, native model (full venv)": [full, *served, "--config", str(native)],
+            "API, ONNX (full venv)": [full, *served],
+            "API, ONNX (serve venv, the image's)": [slim, *served],
+        }
+        starts: dict[str, list[float]] = {name: [] for name in start_commands}
         try:
             for _ in range(args.starts):
-                for name in starts:
+                for name, command in start_commands.items():
                     log = workdir / "start.log"
-                    starts[name].append(start_seconds(commands[name], project, ports[name], log))
+                    starts[name].append(start_seconds(command, project, ports["API, ONNX"], log))
             with contextlib.ExitStack() as stack:
                 bases = {
                     name: stack.enter_context(
@@ -295,6 +325,10 @@ def main() -> None:
         print("\n| path | start to /ready 200, median s | min s | max s |\n|---|---:|---:|---:|")
         for name, seconds in starts.items():
             print(f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f} | {max(seconds):.2f} |")
+        print(
+            f"\nruntime venv: API image (serve group) {sizes['serve']:.0f} MB, jobs image (every "
+            f"dependency) {sizes['full']:.0f} MB, ratio {sizes['serve'] / sizes['full']:.2f}"
+        )
 
 
 def print_table(results: dict[tuple[str, int, int], dict[str, Any]], framework: str, args: Any) -> None:

@@ -204,8 +204,10 @@ def test_dockerfile_passes_hadolint_and_is_minimal(renders: dict[str, Path], tmp
         hadolint(dockerfile)
         text = dockerfile.read_text()
         version = yaml.safe_load((project / ".copier-answers.yml").read_text())["python_version"]
-        assert len(re.findall(rf"^FROM python:{re.escape(version)}-slim", text, re.M)) == 2, text
+        # Two venvs built (every dependency; the `serve` group alone), one final stage.
+        assert len(re.findall(rf"^FROM python:{re.escape(version)}-slim", text, re.M)) == 3, text
         assert "uv sync --frozen --no-dev" in text
+        assert "uv sync --frozen --only-group serve" in text
         assert re.search(r"^USER \d+:\d+$", text, re.M), "runs as an unprivileged user"
         assert re.search(r"^HEALTHCHECK .*\n.*/health", text, re.M)
         runtime = text.split(" AS runtime", 1)[1]
@@ -354,6 +356,18 @@ def dockerfile_stages(dockerfile: Path) -> dict[str, list[tuple[str, str]]]:
     return stages
 
 
+def dockerfile_args(dockerfile: Path) -> dict[str, str]:
+    """The build arguments declared before the first ``FROM``, with their defaults."""
+    args = {}
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("FROM "):
+            break
+        if line.startswith("ARG "):
+            name, _, default = line.removeprefix("ARG ").partition("=")
+            args[name.strip()] = default.strip()
+    return args
+
+
 def rehearse_stage(
     instructions: list[tuple[str, str]],
     root: Path,
@@ -438,10 +452,12 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     """No OCI builder can pull base images here, so the Dockerfile's own steps are followed instead.
 
     What the image build would prove and a lint cannot: ``.dockerignore`` lets through what the
-    build needs (Docker's own matching, from docker-py), ``uv sync --frozen --no-dev --no-editable``
-    installs every runtime dependency and the package with its data files, and the final stage's
-    files alone (the venv, ``configs/``, ``models/model``; no ``src/``, no dev tools) serve a
-    prediction through the image's ``CMD`` and pass its ``HEALTHCHECK``.
+    build needs (Docker's own matching, from docker-py); the API's image (the default build) holds
+    only the ``serve`` dependency group and the package: no pandas, scikit-learn or framework, and
+    its files alone (the venv, ``configs/``, ``models/model``; no ``src/``, no dev tools) serve a
+    prediction from the ONNX graph through the image's ``CMD`` and pass its ``HEALTHCHECK``. The
+    jobs image (``--build-arg VENV=full``, ``uv sync --frozen --no-dev --no-editable``) holds every
+    runtime dependency and runs the nightly monitor-and-retrain job.
     """
     from docker.utils.build import exclude_paths
 
@@ -466,13 +482,23 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     assert not list(context.rglob("__pycache__"))
 
     stages = dockerfile_stages(project / "Dockerfile")
-    assert list(stages) == ["uv", "builder", "runtime"]
+    assert list(stages) == ["uv", "full", "serve", "venv", "runtime"]
+    assert dockerfile_args(project / "Dockerfile") == {"VENV": "serve"}
+    assert stages["venv"] == [("FROM", "${VENV} AS venv")]  # the final stage's venv: a build argument
     build_env = {k: v for k, v in env.items() if not k.startswith("UV_PROJECT")}
-    built = {"builder": tmp_path / "builder"}
-    rehearse_stage(stages["builder"], built["builder"], context, {}, build_env)
-    workdir, runtime_env = rehearse_stage(stages["runtime"], tmp_path / "runtime", context, built, build_env)
-    shutil.rmtree(built["builder"])  # as in the image: nothing of the builder stage is left but its copies
+    built = {name: tmp_path / name for name in ("full", "serve")}
+    for name, root in built.items():
+        rehearse_stage(stages[name], root, context, {}, build_env)
+    images, envs = {}, {}
+    for venv, image in (("serve", "runtime"), ("full", "jobs")):
+        images[venv], envs[venv] = rehearse_stage(
+            stages["runtime"], tmp_path / image, context, {"venv": built[venv]}, build_env
+        )
+    runtime_env = envs["serve"]
+    for root in built.values():
+        shutil.rmtree(root)  # as in the image: nothing of the builder stages is left but their copies
 
+    workdir = images["serve"]
     assert sorted(p.name for p in workdir.iterdir()) == [".venv", "configs", "data", "models"]
     assert not (workdir / "src").exists()
     venv_python = workdir / ".venv" / "bin" / "python"
@@ -480,6 +506,13 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
     assert installed.returncode != 0, "pip is not in the image's venv (uv installs without it)"
     for dev_tool in ("pytest", "ruff", "mypy"):
         assert not (workdir / ".venv" / "bin" / dev_tool).exists(), f"{dev_tool} in the image"
+    sizes = {venv: venv_megabytes(root / ".venv") for venv, root in images.items()}
+    print(f"image venvs: API (serve group) {sizes['serve']:.0f} MB, jobs (full) {sizes['full']:.0f} MB")
+    (site,) = (workdir / ".venv" / "lib").glob("python*/site-packages")
+    for heavy in ("sklearn", "pandas", "scipy", "xgboost", "torch", "tensorflow", "keras", "matplotlib"):
+        assert not (site / heavy).exists(), f"{heavy} is in the API image's venv"
+    (full_site,) = (images["full"] / ".venv" / "lib").glob("python*/site-packages")
+    assert (full_site / "sklearn").is_dir(), "the jobs image has everything (so the check can fail)"
 
     port = free_port()
     image_command = [loopback(part, port) for part in json.loads(dict(stages["runtime"])["CMD"])]
@@ -489,14 +522,24 @@ def test_docker_image_is_rehearsed_and_serves(tmp_path: Path) -> None:
         healthcheck = dict(stages["runtime"])["HEALTHCHECK"].split(" CMD ", 1)[1]
         probe = [part.replace(":8000/", f":{port}/") for part in json.loads(healthcheck)]
         run(probe, cwd=workdir, env=runtime_env)
-        example = http("GET", f"{base}/metadata")[1]["example"]
+        metadata = http("GET", f"{base}/metadata")[1]
+        assert metadata["runtime"]["name"] == "onnxruntime", metadata["runtime"]  # it has no native model
+        example = metadata["example"]
         status, body = http("POST", f"{base}/predict", {"records": [example]})
         assert status == 200, body
         assert len(body["predictions"]) == 1
     assert (workdir / "data" / "predictions" / "predictions.jsonl").is_file(), "the writable place is used"
-    rehearse_kubernetes(project, workdir, runtime_env, as_user)
-    if workdir.parent.name.startswith("mlfolio-image-"):
-        shutil.rmtree(workdir.parent)
+    jobs, _ = as_image_user(images["full"], image_command, dict(stages["runtime"])["USER"])
+    rehearse_kubernetes(project, (workdir, runtime_env), (jobs, envs["full"]), as_user)
+    for image in (workdir, jobs):
+        if image.parent.name.startswith("mlfolio-image-"):
+            shutil.rmtree(image.parent)
+
+
+def venv_megabytes(venv: Path) -> float:
+    """What a venv takes on disk (files only, as an image layer stores them)."""
+    files = [path for path in venv.rglob("*") if path.is_file() and not path.is_symlink()]
+    return sum(path.stat().st_size for path in files) / 1e6
 
 
 def loopback(part: str, port: int) -> str:
@@ -504,10 +547,17 @@ def loopback(part: str, port: int) -> str:
     return {"0.0.0.0": "127.0.0.1", "8000": str(port)}.get(part, part)  # noqa: S104 - replaced, not bound
 
 
-def rehearse_kubernetes(project: Path, image: Path, env: dict[str, str], as_user: list[str]) -> None:
-    """The prod overlay's pod commands, run in the rehearsed image: the API's init container seeds the
-    shared state, the API serves from it and logs there, and the nightly job's script runs its stages
-    on it. The image's own files stay as they were, as a read-only root filesystem demands."""
+def rehearse_kubernetes(
+    project: Path,
+    api_image: tuple[Path, dict[str, str]],
+    jobs_image: tuple[Path, dict[str, str]],
+    as_user: list[str],
+) -> None:
+    """The prod overlay's pod commands, run in the rehearsed images: the API's init container seeds the
+    shared state, the API serves from it and logs there (``image``), and the nightly job's script runs
+    its stages on it (``jobs``, the full image). The images' own files stay as they were, as a
+    read-only root filesystem demands."""
+    (image, env), (jobs, jobs_env) = api_image, jobs_image
     kubectl = project / ".venv" / "bin" / "kubectl"
     built = run([str(kubectl), "kustomize", "deploy/k8s/overlays/prod"], cwd=project).stdout
     objects = {doc["kind"]: doc for doc in yaml.safe_load_all(built) if doc}
@@ -518,11 +568,14 @@ def rehearse_kubernetes(project: Path, image: Path, env: dict[str, str], as_user
         if ids:  # the pod's user owns its volumes (fsGroup)
             os.chown(folder, *ids)
 
-    def on_host(text: str) -> str:
-        mapped = {"/app": image, "/work": state, "/tmp": scratch}  # noqa: S108 - the pod's own /tmp
+    def on_host(text: str, app: Path = image) -> str:
+        mapped = {"/app": app, "/work": state, "/tmp": scratch}  # noqa: S108 - the pod's own /tmp
         return re.sub(r"(?<![\w.-])/(app|work|tmp)\b", lambda m: str(mapped[m[0]]), text)
 
-    before = sorted(str(path.relative_to(image)) for path in image.rglob("*"))
+    def files(root: Path) -> list[str]:
+        return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+    before = {root: files(root) for root in (image, jobs)}
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     env = {**env, "HOSTNAME": "api-0", "HOME": str(scratch)}
     (seed,) = pod["initContainers"]
@@ -541,9 +594,10 @@ def rehearse_kubernetes(project: Path, image: Path, env: dict[str, str], as_user
 
     job = objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (nightly,) = job["containers"]
-    job_env = {**env, **{item["name"]: on_host(item["value"]) for item in nightly["env"]}}
-    run([*as_user, *map(on_host, nightly["command"])], cwd=image, env=job_env, timeout=600)
+    job_env = {**jobs_env, "HOSTNAME": "job-0", "HOME": str(scratch)}
+    job_env.update({item["name"]: on_host(item["value"], jobs) for item in nightly["env"]})
+    command = [on_host(part, jobs) for part in nightly["command"]]
+    run([*as_user, *command], cwd=jobs, env=job_env, timeout=600)
     assert (state / "reports" / "drift.json").is_file(), "the nightly job monitored the state"
     assert (state / "data" / "processed" / "train.parquet").is_file()
-    after = sorted(str(path.relative_to(image)) for path in image.rglob("*"))
-    assert after == before, "the pods wrote into the image's own files"
+    assert {root: files(root) for root in (image, jobs)} == before, "the pods wrote into the images' files"
