@@ -11,7 +11,11 @@ constant (no model at all: what the server and the client cost), and the same ca
 native model through ``serve.Predictor`` (no validation, routing, logging or metrics). The rendered
 API runs exactly as ``make serve`` does, with its demo config (prediction log and JSON access log
 on), once with ``serving.runtime: onnx`` (the exported graph, the default) and once with ``native``.
-Ratios are to the model-free floor and, for the ONNX path, to the native API.
+A fifth server is what a team would reach for instead: MLflow's ``mlflow models serve`` (one
+worker, ``--env-manager local``) of the same bundle, wrapped as an MLflow pyfunc model that calls
+the project's own native model (the project is rendered with ``tracking=mlflow``, which brings MLflow;
+``--no-mlflow`` leaves it out). Ratios are to the model-free floor and, for the ONNX path, to the
+native API and to MLflow.
 
 Start-up is process start to the first ``/ready`` 200, the median of ``--starts`` starts per path,
 with the project's own venv and with the slim one the API's Docker image takes: the ``serve``
@@ -33,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -89,6 +94,34 @@ if __name__ == "__main__":
                 loop="uvloop", http="httptools")
 '''
 
+
+MLFLOW_MODEL = '''\
+"""Save the served bundle as an MLflow pyfunc model, for benchmarks/serve.py (``mlflow models serve``)."""
+import sys
+from pathlib import Path
+
+import mlflow.pyfunc
+
+CONFIG = str(Path("configs/config.yaml").resolve())
+
+
+class Bundle(mlflow.pyfunc.PythonModel):
+    """The project's native model behind MLflow's scoring server: DataFrame in, probabilities out."""
+
+    def load_context(self, context):
+        from {slug}.config import load_config
+        from {slug}.train import load_trained
+
+        self.trained = load_trained(load_config(CONFIG))
+
+    def predict(self, context, model_input, params=None):
+        if self.trained.metadata["task"] == "classification":
+            return self.trained.predict_proba(model_input)
+        return self.trained.predict(model_input)
+
+
+mlflow.pyfunc.save_model(sys.argv[1], python_model=Bundle(), code_paths=["src/{slug}"])
+'''
 
 WRK_SCRIPT = """\
 wrk.method = "POST"
@@ -177,7 +210,8 @@ def prepare(args: argparse.Namespace, workdir: Path) -> Path:
     """A rendered project with a trained model (rendered and trained here unless --project)."""
     if args.project:
         return Path(args.project).resolve()
-    project = render(workdir / "bench", {"framework": args.framework})
+    tracking = {} if args.no_mlflow else {"tracking": "mlflow"}
+    project = render(workdir / "bench", {"framework": args.framework, **tracking})
     slug = answers(project)["project_slug"]
     env = project_env()
     if args.param:
@@ -193,7 +227,29 @@ def prepare(args: argparse.Namespace, workdir: Path) -> Path:
     return project
 
 
-SERVERS = ("model-free ASGI", "raw ASGI + native model", "API, native model", "API, ONNX")
+SERVERS = (
+    "model-free ASGI",
+    "raw ASGI + native model",
+    "API, native model",
+    "API, ONNX",
+    "MLflow models serve",
+)
+MLFLOW = "MLflow models serve"
+
+
+def mlflow_command(project: Path, workdir: Path, port: int) -> list[str] | None:
+    """``mlflow models serve`` of the bundle saved as a pyfunc model; None when MLflow is not installed."""
+    mlflow = project / ".venv" / "bin" / "mlflow"
+    if not mlflow.exists():
+        return None
+    script, model = project / ".bench_mlflow_model.py", workdir / "mlflow-model"
+    script.write_text(MLFLOW_MODEL.format(slug=answers(project)["project_slug"]))
+    try:
+        run(["uv", "run", "--frozen", "python", script.name, str(model)], project, project_env())
+    finally:
+        script.unlink()
+    served = ["-m", str(model), "-h", "127.0.0.1", "-p", str(port), "--env-manager", "local", "-w", "1"]
+    return [str(mlflow), "models", "serve", *served]
 
 
 def native_config(project: Path) -> Path:
@@ -256,6 +312,7 @@ def main() -> None:
         "--client", choices=("wrk", "httpx2"), default="wrk" if shutil.which("wrk") else "httpx2"
     )
     parser.add_argument("--param", action="append", default=[], help="model.params override, KEY=VALUE")
+    parser.add_argument("--no-mlflow", action="store_true", help="leave out MLflow's models serve")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mlfolio-bench-serve-") as tmp:
@@ -276,6 +333,9 @@ def main() -> None:
             ],
             "API, ONNX": serve_command(project, ports["API, ONNX"]),
         }
+        mlflow = mlflow_command(project, workdir, ports[MLFLOW])
+        if mlflow:
+            commands[MLFLOW] = mlflow
         results: dict[tuple[str, int, int], dict[str, float]] = {}
         venvs = runtime_venvs(project, workdir)
         sizes = {name: megabytes(venv) for name, venv in venvs.items()}
@@ -293,11 +353,14 @@ def main() -> None:
                     log = workdir / "start.log"
                     starts[name].append(start_seconds(command, project, ports["API, ONNX"], log))
             with contextlib.ExitStack() as stack:
+                # MLflow starts uvicorn by name: the venv's bin first on its PATH.
+                bin_path = f"{project / '.venv' / 'bin'}:{os.environ['PATH']}"
+                envs = {name: None for name in commands} | {MLFLOW: {**project_env(), "PATH": bin_path}}
                 bases = {
                     name: stack.enter_context(
-                        server_process(commands[name], project, ports[name], workdir / f"{i}.log", None, 120)
+                        server_process(command, project, ports[name], workdir / f"{i}.log", envs[name], 120)
                     )
-                    for i, name in enumerate(SERVERS)
+                    for i, (name, command) in enumerate(commands.items())
                 }
                 meta = http("GET", f"{bases['API, ONNX']}/metadata")[1]
                 assert meta["runtime"]["name"] == "onnxruntime", meta["runtime"]
@@ -306,13 +369,16 @@ def main() -> None:
                 for concurrency in (16, 64):
                     for rows in (1, 100):
                         body = json.dumps({"records": [example] * rows}).encode()
+                        # MLflow's scoring server takes a DataFrame's records at /invocations.
+                        mlflow_body = json.dumps({"dataframe_records": [example] * rows}).encode()
                         for _ in range(args.rounds):
                             for name, base in bases.items():
-                                url = f"{base}/predict"
+                                url = f"{base}/invocations" if name == MLFLOW else f"{base}/predict"
+                                payload = mlflow_body if name == MLFLOW else body
                                 cell = (
-                                    wrk_load(url, body, args.seconds, concurrency, workdir)
+                                    wrk_load(url, payload, args.seconds, concurrency, workdir)
                                     if args.client == "wrk"
-                                    else asyncio.run(load(url, body, args.requests, concurrency, args.cap))
+                                    else asyncio.run(load(url, payload, args.requests, concurrency, args.cap))
                                 )
                                 key = (name, concurrency, rows)
                                 if key not in results or cell["rps"] > results[key]["rps"]:
@@ -339,9 +405,9 @@ def print_table(results: dict[tuple[str, int, int], dict[str, Any]], framework: 
     )
     print(
         "| server | concurrency | rows/request | requests | errors | req/s | rows/s | p50 ms | p99 ms "
-        "| to model-free floor | ONNX to native API |"
+        "| to model-free floor | ONNX to native API | ONNX to MLflow |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     order = {name: index for index, name in enumerate(SERVERS)}
     for (name, concurrency, rows), cell in sorted(
         results.items(), key=lambda kv: (kv[0][1], kv[0][2], order[kv[0][0]])
@@ -349,10 +415,14 @@ def print_table(results: dict[tuple[str, int, int], dict[str, Any]], framework: 
         floor = results[("model-free ASGI", concurrency, rows)]["rps"]
         native = results[("API, native model", concurrency, rows)]["rps"]
         ratio = f"{cell['rps'] / floor:.2f}" if floor else "n/a"
-        speedup = f"{cell['rps'] / native:.1f}x" if name == "API, ONNX" and native else ""
+        onnx = name == "API, ONNX"
+        speedup = f"{cell['rps'] / native:.1f}x" if onnx and native else ""
+        mlflow = results.get((MLFLOW, concurrency, rows), {}).get("rps")
+        versus_mlflow = f"{cell['rps'] / mlflow:.1f}x" if onnx and mlflow else ""
         print(
             f"| {name} | {concurrency} | {rows} | {cell['requests']} | {cell['errors']} | {cell['rps']:.0f} "
-            f"| {cell['rps'] * rows:.0f} | {cell['p50']:.2f} | {cell['p99']:.2f} | {ratio} | {speedup} |"
+            f"| {cell['rps'] * rows:.0f} | {cell['p50']:.2f} | {cell['p99']:.2f} | {ratio} | {speedup} "
+            f"| {versus_mlflow} |"
         )
 
 
