@@ -105,6 +105,7 @@ def new(
     ci_provider: Answer = None,
     tracking: Answer = None,
     tuning: Answer = None,
+    compute: Answer = None,
     pipeline: Answer = None,
     data: Annotated[
         list[str] | None,

@@ -213,6 +213,39 @@ class TuningConfig(_Section):
     search_space: dict[str, SearchDimension] = {}
 
 
+class DistributedConfig(_Section):
+    """Scale-out on a cluster engine (projects rendered with one); the others ignore this section.
+
+    Sized for this machine's two cores by default; on a real cluster raise ``workers`` and give each
+    worker the CPUs (and GPUs) of one node.
+    """
+
+    # Training: data-parallel workers, the resources each one reserves, and how many times a lost
+    # worker is replaced (the group then resumes from the last checkpoint) before the run fails.
+    workers: int = Field(default=2, ge=1, le=1024)
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+    gpus_per_worker: float = Field(default=0.0, ge=0)
+    max_failures: int = Field(default=2, ge=0)
+    # Epochs between two checkpoints (models trained in epochs): what a replaced worker can lose.
+    checkpoint_every: int = Field(default=5, ge=1)
+    # Tuning: trials running at once (each one a fit on the cluster).
+    concurrent_trials: int = Field(default=2, ge=1)
+    # Batch scoring: rows per batch (memory per scoring task) and scoring tasks at once.
+    batch_rows: int = Field(default=4096, ge=1)
+    scoring_tasks: int = Field(default=2, ge=1)
+    cpus_per_scoring_task: float = Field(default=1.0, gt=0)
+    # Serving: replicas of the API; with max_replicas set, the number follows the load between them.
+    replicas: int = Field(default=2, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+    cpus_per_replica: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> DistributedConfig:
+        if self.max_replicas is not None and self.max_replicas < self.replicas:
+            raise ValueError("distributed.max_replicas must be at least distributed.replicas")
+        return self
+
+
 class MonitorConfig(_Section):
     current: str = "data/processed/test.parquet"
     # The logged predictions replace `current` once they hold at least this many rows.
@@ -247,6 +280,7 @@ class Config(_Section):
     serving: ServingConfig = ServingConfig()
     monitor: MonitorConfig = MonitorConfig()
     tuning: TuningConfig = TuningConfig()
+    distributed: DistributedConfig = DistributedConfig()
     root: Path = Path()
 
     @model_validator(mode="after")
