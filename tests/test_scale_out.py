@@ -1,0 +1,213 @@
+"""Scale-out on Ray, run for real: a ``compute=ray`` render trains on a two-node Ray cluster started by
+its own ``make cluster-up``, survives a worker killed mid-training by resuming from a checkpoint,
+tunes with Ray Tune two trials at a time, scores a file with Ray Data and serves under Ray Serve
+with two replicas.
+
+Everything Ray starts lives in a network namespace of its own with only loopback up (Ray's nodes
+listen on the machine's address, and a test may open nothing beyond 127.0.0.1); commands and HTTP
+requests join it with ``nsenter``. A ``compute=local`` render has no trace of Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import OWN_TESTS, answers, project_env, render, run
+
+RAY_WORD = re.compile(r"\bray\b", re.IGNORECASE)
+# One HTTP request from inside the namespace: prints the status and the decoded body as JSON.
+REQUEST = """
+import json, sys, urllib.error, urllib.request
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3] or None
+request = urllib.request.Request(url, data=body and body.encode(), method=method,
+                                 headers={"content-type": "application/json"})
+try:
+    with urllib.request.urlopen(request, timeout=30) as response:
+        status, payload = response.status, response.read()
+except urllib.error.HTTPError as error:
+    status, payload = error.code, error.read()
+print(json.dumps({"status": status, "body": json.loads(payload or b"null")}))
+"""
+
+
+class Namespace:
+    """A network namespace with loopback only, held open by a sleeping process."""
+
+    def __init__(self, holder: subprocess.Popen[bytes]) -> None:
+        self.holder = holder
+        user = [] if os.geteuid() == 0 else ["--user", "--preserve-credentials"]
+        self.enter = ["nsenter", f"--target={holder.pid}", "--net", *user]
+
+    def run(
+        self, command: list[str], cwd: Path, env: dict[str, str], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return run([*self.enter, *command], cwd=cwd, env=env, timeout=900, check=check)
+
+    def popen(self, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("w") as handle:
+            return subprocess.Popen([*self.enter, *command], cwd=cwd, env=env, stdout=handle, stderr=handle)
+
+
+@contextlib.contextmanager
+def loopback_namespace() -> Iterator[Namespace]:
+    isolate = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
+    holder = subprocess.Popen([*isolate, "sh", "-c", "ip link set lo up && exec sleep 3600"])
+    try:
+        time.sleep(0.5)
+        yield Namespace(holder)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+def train_worker_pids() -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
+
+
+def test_a_local_render_has_no_trace_of_ray(tmp_path: Path) -> None:
+    project = render(tmp_path / "local", {"framework": "pytorch"})
+    mentions = [
+        path.relative_to(project).as_posix()
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.parts and RAY_WORD.search(path.read_text(errors="replace"))
+    ]
+    assert mentions == [], f"compute=local mentions Ray in {mentions}"
+    ray = render(tmp_path / "ray", {"framework": "pytorch", "compute": "ray"})
+    assert (ray / "src" / answers(ray)["project_slug"] / "distributed.py").is_file()
+    assert re.search(r'"ray\[[a-z,]+\]>=', (ray / "pyproject.toml").read_text())
+
+
+@pytest.mark.slow
+def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: Path) -> None:
+    project = render(tmp_path / "p", {"framework": "pytorch", "compute": "ray", "tuning": "optuna"})
+    slug = answers(project)["project_slug"]
+    # Ray's session files in a folder of this test's own (short: Ray's socket paths have a limit).
+    env = {**project_env(), "RAY_TMPDIR": tempfile.mkdtemp(prefix="ray", dir="/tmp"), "COLUMNS": "200"}
+    for command in (["uv", "sync", "--quiet"], ["uv", "run", "--frozen", "ruff", "check", "."]):
+        run(command, cwd=project, env=env)
+    run(["uv", "run", "--frozen", "mypy"], cwd=project, env=env)
+    cli = ["uv", "run", "--frozen", "python", "-m", slug]
+    with loopback_namespace() as namespace:
+        # The render's own tests of the Ray path and its manifests (the rest of its suite is a PyTorch
+        # render's, which test_frameworks runs), then its commands.
+        namespace.run([*OWN_TESTS, "tests/test_distributed.py", "tests/test_kubernetes.py"], project, env)
+        namespace.run(["make", "data"], project, env)
+        up = namespace.run(["make", "cluster-up"], project, env)
+        assert re.search(r"Active:\s*\n\s*1 node_\w+\s*\n\s*1 node_\w+", up.stdout), up.stdout[-2000:]
+        try:
+            check_training_survives_a_lost_worker(namespace, project, env)
+            namespace.run([*cli, "evaluate"], project, env)
+            tuned = namespace.run([*cli, "tune", "--n-trials", "2"], project, env)
+            assert "at most 2 trials ran at once" in tuned.stdout + tuned.stderr, tuned.stderr[-2000:]
+            check_batch_scoring(namespace, project, env, cli)
+            check_ray_serve(namespace, project, env, cli)
+        finally:
+            namespace.run(["make", "cluster-down"], project, env, check=False)
+        check_scikit_learn_in_the_same_environment(namespace, project, tmp_path / "sk", env)
+
+
+def check_scikit_learn_in_the_same_environment(
+    namespace: Namespace, prepared: Path, project: Path, env: dict[str, str]
+) -> None:
+    """A scikit-learn ``compute=ray`` render's own Ray tests (joblib on Ray's backend, batch scoring),
+    run with the PyTorch render's prepared environment: it holds every package the scikit-learn
+    project needs, and ``PYTHONPATH`` puts this render's package first (Ray's workers inherit it)."""
+    render(project, {"framework": "sklearn", "compute": "ray"})
+    python = str(prepared / ".venv" / "bin" / "python")
+    shared = {**env, "PYTHONPATH": str(project / "src")}
+    tests = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_distributed.py"]
+    result = namespace.run(tests, project, shared)
+    assert " passed" in result.stdout, result.stdout[-2000:]
+
+
+def check_training_survives_a_lost_worker(namespace: Namespace, project: Path, env: dict[str, str]) -> None:
+    """``make train`` on the cluster; one worker is killed once Ray holds a checkpoint: the group is
+    replaced and resumes from it, and the first worker still publishes one candidate."""
+    log = project / ".train.log"
+    training = namespace.popen(["make", "train"], project, env, log)
+    snapshots = project / "models" / "ray"
+    wait_for(lambda: list(snapshots.glob("train-*/checkpoint_manager_snapshot.json")), 600, "a checkpoint")
+    workers = train_worker_pids()
+    assert len(workers) == 2, workers
+    os.kill(workers[-1], signal.SIGKILL)
+    assert training.wait(timeout=900) == 0, log.read_text()[-4000:]
+    output = log.read_text()
+    assert "Ray cluster: 2 node(s), 2 CPUs" in output, output[-3000:]
+    assert "training on 2 Ray worker(s)" in output
+    assert "resuming from checkpoint" in output, "the replaced group resumed"
+    (candidate,) = (project / "models" / "candidates").iterdir()
+    params = json.loads((candidate / "metadata.json").read_text())["params"]
+    assert params["processes"] == 2, params
+    assert params["resumed_after_epoch"] >= 1, params
+    assert re.search(r"training resumed after epoch \d+", output)
+
+
+def check_batch_scoring(namespace: Namespace, project: Path, env: dict[str, str], cli: list[str]) -> None:
+    """A file ten times the demo data, scored by Ray Data; every row comes back, peak memory printed."""
+    build = (
+        "import pandas as pd; frame = pd.concat([pd.read_parquet(f'data/processed/{s}.parquet') "
+        "for s in ('train', 'validation', 'test')] * 10, ignore_index=True); "
+        "frame.to_parquet('big.parquet', row_group_size=500); print(len(frame))"
+    )
+    rows = int(run(["uv", "run", "--frozen", "python", "-c", build], project, env).stdout.split()[-1])
+    scored = namespace.run([*cli, "predict-batch", "big.parquet", "scored"], project, env)
+    output = scored.stdout + scored.stderr
+    assert f"{rows:,} rows scored" in output, output[-2000:]
+    peak = re.search(r"peak memory of this process (\d+) MB", output)
+    assert peak, output[-2000:]
+    print(f"\npredict-batch: {rows} rows, driver peak {peak.group(1)} MB")
+    count = "import pandas as pd; print(len(pd.read_parquet('scored')))"
+    assert int(run(["uv", "run", "--frozen", "python", "-c", count], project, env).stdout.split()[-1]) == rows
+
+
+def check_ray_serve(namespace: Namespace, project: Path, env: dict[str, str], cli: list[str]) -> None:
+    """``serve-ray``: the same API with two replicas behind Ray Serve's proxy answers /predict."""
+    port = "8765"
+    log = project / ".serve-ray.log"
+    server = namespace.popen([*cli, "serve-ray", "--port", port], project, env, log)
+    base = f"http://127.0.0.1:{port}"
+    request = ["uv", "run", "--frozen", "python", "-c", REQUEST]
+
+    def call(method: str, path: str, body: object = None) -> dict[str, Any]:
+        text = "" if body is None else json.dumps(body)
+        answer = namespace.run([*request, method, f"{base}{path}", text], project, env, check=False)
+        lines = answer.stdout.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {"status": None}
+
+    try:
+        healthy = lambda: server.poll() is not None or call("GET", "/health")["status"] == 200  # noqa: E731
+        wait_for(healthy, 300, "Ray Serve")
+        assert server.poll() is None, log.read_text()[-3000:]
+        example = call("GET", "/metadata")["body"]["example"]
+        answered = call("POST", "/predict", {"records": [example, example]})
+        assert answered["status"] == 200, answered
+        assert len(answered["body"]["predictions"]) == 2
+        refused = call("POST", "/predict", {"records": [{"no such field": 1}]})
+        assert refused["status"] == 422, refused
+        assert "2 Ray Serve replicas" in log.read_text()
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
