@@ -111,6 +111,10 @@ def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: P
         # The render's own tests of the Ray path and its manifests (the rest of its suite is a PyTorch
         # render's, which test_frameworks runs), then its commands.
         namespace.run([*OWN_TESTS, "tests/test_distributed.py", "tests/test_kubernetes.py"], project, env)
+        early = namespace.run([*cli, "train"], project, env, check=False)
+        assert early.returncode == 1, early.stdout[-2000:]
+        assert "run the data stage first" in early.stderr, early.stderr
+        assert "Traceback" not in early.stderr, early.stderr
         namespace.run(["make", "data"], project, env)
         up = namespace.run(["make", "cluster-up"], project, env)
         assert re.search(r"Active:\s*\n\s*1 node_\w+\s*\n\s*1 node_\w+", up.stdout), up.stdout[-2000:]
@@ -155,10 +159,10 @@ def check_training_survives_a_lost_worker(namespace: Namespace, project: Path, e
     assert "Ray cluster: 2 node(s), 2 CPUs" in output, output[-3000:]
     assert "training on 2 Ray worker(s)" in output
     assert "resuming from checkpoint" in output, "the replaced group resumed"
-    (candidate,) = (project / "models" / "candidates").iterdir()
-    params = json.loads((candidate / "metadata.json").read_text())["params"]
+    params = json.loads((project / "models" / "model" / "metadata.json").read_text())["params"]
     assert params["processes"] == 2, params
     assert params["resumed_after_epoch"] >= 1, params
+    assert (project / "models" / "model" / "metadata.json").is_file(), "the run ended with its gate, passed"
     assert re.search(r"training resumed after epoch \d+", output)
 
 
