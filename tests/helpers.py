@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +256,40 @@ def assert_reviewers_report(report: Mapping[str, Any]) -> None:
         assert 0 <= report["calibration"]["brier"] <= 1
         assert report["calibration"]["curve"]["mean_predicted"]
         assert 0 < report["decision_threshold"]["value"] < 1
+
+
+class Namespace:
+    """A network namespace with loopback only, held open by a sleeping process."""
+
+    def __init__(self, holder: subprocess.Popen[bytes]) -> None:
+        self.holder = holder
+        user = [] if os.geteuid() == 0 else ["--user", "--preserve-credentials"]
+        self.enter = ["nsenter", f"--target={holder.pid}", "--net", *user]
+
+    def run(
+        self, command: list[str], cwd: Path, env: dict[str, str], check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return run([*self.enter, *command], cwd=cwd, env=env, timeout=900, check=check)
+
+    def popen(self, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("w") as handle:
+            return subprocess.Popen([*self.enter, *command], cwd=cwd, env=env, stdout=handle, stderr=handle)
+
+
+@contextlib.contextmanager
+def loopback_namespace() -> Iterator[Namespace]:
+    isolate = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
+    holder = subprocess.Popen([*isolate, "sh", "-c", "ip link set lo up && exec sleep 3600"])
+    try:
+        time.sleep(0.5)
+        yield Namespace(holder)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)

@@ -10,21 +10,29 @@ requests join it with ``nsenter``. A ``compute=local`` render has no trace of Ra
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import OWN_TESTS, answers, project_env, render, run
+from tests.helpers import (
+    OWN_TESTS,
+    ROOT,
+    Namespace,
+    answers,
+    copy_command,
+    loopback_namespace,
+    project_env,
+    render,
+    run,
+    wait_for,
+)
 
 RAY_WORD = re.compile(r"\bray\b", re.IGNORECASE)
 # One HTTP request from inside the namespace: prints the status and the decoded body as JSON.
@@ -40,43 +48,6 @@ except urllib.error.HTTPError as error:
     status, payload = error.code, error.read()
 print(json.dumps({"status": status, "body": json.loads(payload or b"null")}))
 """
-
-
-class Namespace:
-    """A network namespace with loopback only, held open by a sleeping process."""
-
-    def __init__(self, holder: subprocess.Popen[bytes]) -> None:
-        self.holder = holder
-        user = [] if os.geteuid() == 0 else ["--user", "--preserve-credentials"]
-        self.enter = ["nsenter", f"--target={holder.pid}", "--net", *user]
-
-    def run(
-        self, command: list[str], cwd: Path, env: dict[str, str], check: bool = True
-    ) -> subprocess.CompletedProcess[str]:
-        return run([*self.enter, *command], cwd=cwd, env=env, timeout=900, check=check)
-
-    def popen(self, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("w") as handle:
-            return subprocess.Popen([*self.enter, *command], cwd=cwd, env=env, stdout=handle, stderr=handle)
-
-
-@contextlib.contextmanager
-def loopback_namespace() -> Iterator[Namespace]:
-    isolate = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
-    holder = subprocess.Popen([*isolate, "sh", "-c", "ip link set lo up && exec sleep 3600"])
-    try:
-        time.sleep(0.5)
-        yield Namespace(holder)
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.2)
 
 
 def train_worker_pids() -> list[int]:
@@ -97,6 +68,17 @@ def test_a_local_render_has_no_trace_of_ray(tmp_path: Path) -> None:
     assert re.search(r'"ray\[[a-z,]+\]>=', (ray / "pyproject.toml").read_text())
 
 
+def test_ray_is_offered_for_every_framework_and_refused_for_other_modalities(tmp_path: Path) -> None:
+    for framework in ("sklearn", "xgboost", "pytorch", "tensorflow"):
+        project = render(tmp_path / framework, {"framework": framework, "compute": "ray"})
+        assert (project / "src" / answers(project)["project_slug"] / "distributed.py").is_file()
+    image = copy_command(tmp_path / "image", {"modality": "image", "compute": "ray"})
+    refused = run(image, ROOT, check=False)
+    assert refused.returncode != 0
+    assert "compute ray is built for tabular projects so far" in refused.stdout + refused.stderr
+    assert not (tmp_path / "image" / "src").exists(), "nothing rendered"
+
+
 @pytest.mark.slow
 def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: Path) -> None:
     project = render(tmp_path / "p", {"framework": "pytorch", "compute": "ray", "tuning": "optuna"})
@@ -108,9 +90,9 @@ def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: P
     run(["uv", "run", "--frozen", "mypy"], cwd=project, env=env)
     cli = ["uv", "run", "--frozen", "python", "-m", slug]
     with loopback_namespace() as namespace:
-        # The render's own tests of the Ray path and its manifests (the rest of its suite is a PyTorch
-        # render's, which test_frameworks runs), then its commands.
-        namespace.run([*OWN_TESTS, "tests/test_distributed.py", "tests/test_kubernetes.py"], project, env)
+        # The render's own tests of its manifests (the rest of its suite is a PyTorch render's, which
+        # test_frameworks runs; its Ray tests run in test_scale_out_frameworks), then its commands.
+        namespace.run([*OWN_TESTS, "tests/test_kubernetes.py"], project, env)
         early = namespace.run([*cli, "train"], project, env, check=False)
         assert early.returncode == 1, early.stdout[-2000:]
         assert "run the data stage first" in early.stderr, early.stderr
@@ -127,21 +109,6 @@ def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: P
             check_ray_serve(namespace, project, env, cli)
         finally:
             namespace.run(["make", "cluster-down"], project, env, check=False)
-        check_scikit_learn_in_the_same_environment(namespace, project, tmp_path / "sk", env)
-
-
-def check_scikit_learn_in_the_same_environment(
-    namespace: Namespace, prepared: Path, project: Path, env: dict[str, str]
-) -> None:
-    """A scikit-learn ``compute=ray`` render's own Ray tests (joblib on Ray's backend, batch scoring),
-    run with the PyTorch render's prepared environment: it holds every package the scikit-learn
-    project needs, and ``PYTHONPATH`` puts this render's package first (Ray's workers inherit it)."""
-    render(project, {"framework": "sklearn", "compute": "ray"})
-    python = str(prepared / ".venv" / "bin" / "python")
-    shared = {**env, "PYTHONPATH": str(project / "src")}
-    tests = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_distributed.py"]
-    result = namespace.run(tests, project, shared)
-    assert " passed" in result.stdout, result.stdout[-2000:]
 
 
 def check_training_survives_a_lost_worker(namespace: Namespace, project: Path, env: dict[str, str]) -> None:
