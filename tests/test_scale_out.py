@@ -144,9 +144,11 @@ def check_batch_scoring(namespace: Namespace, project: Path, env: dict[str, str]
     scored = namespace.run([*cli, "predict-batch", "big.parquet", "scored"], project, env)
     output = scored.stdout + scored.stderr
     assert f"{rows:,} rows scored" in output, output[-2000:]
-    peak = re.search(r"peak memory of this process (\d+) MB", output)
+    peaks = r"peak memory of this process (\d+) MB, of the (\d+) scoring process\(es\) at most (\d+) MB"
+    peak = re.search(peaks, output)
     assert peak, output[-2000:]
-    print(f"\npredict-batch: {rows} rows, driver peak {peak.group(1)} MB")
+    driver, processes, scoring = peak.groups()
+    print(f"\npredict-batch: {rows} rows; peak MB: driver {driver}, {processes} scorer(s) {scoring}")
     count = "import pandas as pd; print(len(pd.read_parquet('scored')))"
     assert int(run(["uv", "run", "--frozen", "python", "-c", count], project, env).stdout.split()[-1]) == rows
 
