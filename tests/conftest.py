@@ -13,13 +13,12 @@ import pytest
 # Longest first, by the seconds each file takes on a 2-core machine (CI's durations); unlisted files
 # start after these.
 LONGEST_FIRST = (
+    "test_scale_out.py",
     "test_frameworks.py",
     "test_text.py",
     "test_options.py",
-    "test_scale_out.py",
     "test_images.py",
     "test_timeseries.py",
-    "test_scale_out_frameworks.py",
     "test_faults.py",
     "test_serving.py",
     "test_render.py",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -274,6 +275,18 @@ class Namespace:
     def popen(self, command: list[str], cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("w") as handle:
             return subprocess.Popen([*self.enter, *command], cwd=cwd, env=env, stdout=handle, stderr=handle)
+
+
+@contextlib.contextmanager
+def two_node_ray_cluster(namespace: Namespace, project: Path, env: dict[str, str]) -> Iterator[None]:
+    """``make cluster-up`` in ``project`` (two active Ray nodes, or the test fails), then
+    ``make cluster-down`` whatever happens inside."""
+    up = namespace.run(["make", "cluster-up"], project, env)
+    assert re.search(r"Active:\s*\n\s*1 node_\w+\s*\n\s*1 node_\w+", up.stdout), up.stdout[-2000:]
+    try:
+        yield
+    finally:
+        namespace.run(["make", "cluster-down"], project, env, check=False)
 
 
 @contextlib.contextmanager

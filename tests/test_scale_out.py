@@ -3,9 +3,19 @@ its own ``make cluster-up``, survives a worker killed mid-training by resuming f
 tunes with Ray Tune two trials at a time, scores a file with Ray Data and serves under Ray Serve
 with two replicas.
 
+XGBoost, Keras and scikit-learn renders train with ``make train`` on a two-node cluster too
+(XGBoost's collective; Keras under MultiWorkerMirroredStrategy; scikit-learn's joblib on Ray's
+backend), pass their gates, then run their own Ray tests on it. Those three share one prepared
+environment (the Keras render's, plus XGBoost's packages): ``UV_PROJECT_ENVIRONMENT`` with
+``UV_NO_SYNC`` makes each project's ``uv run`` use it as it is, and ``PYTHONPATH`` puts that project's
+package first, for its commands and for the Ray nodes it starts (their workers inherit it).
+
 Everything Ray starts lives in a network namespace of its own with only loopback up (Ray's nodes
 listen on the machine's address, and a test may open nothing beyond 127.0.0.1); commands and HTTP
-requests join it with ``nsenter``. A ``compute=local`` render has no trace of Ray.
+requests join it with ``nsenter``. The cluster tests share this file so that one xdist worker runs
+them one after the other: ``make cluster-down`` (``ray stop``) stops every Ray process on the machine,
+namespaces notwithstanding, and the lost-worker check finds Ray Train's workers by process name.
+A ``compute=local`` render has no trace of Ray.
 """
 
 from __future__ import annotations
@@ -31,9 +41,17 @@ from tests.helpers import (
     project_env,
     render,
     run,
+    two_node_ray_cluster,
     wait_for,
 )
 
+# What an XGBoost render needs beyond a Keras render's environment (its pyproject's dependency lines).
+XGBOOST_PACKAGES = ["xgboost-cpu>=2.1", "onnxmltools>=1.12"]
+# The render's own Ray tests, on the cluster, less its training test: make train has just trained there.
+RAY_TESTS = [
+    *("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_distributed.py"),
+    "--deselect=tests/test_distributed.py::test_workers_publish_one_candidate_that_evaluation_judges",
+]
 RAY_WORD = re.compile(r"\bray\b", re.IGNORECASE)
 # One HTTP request from inside the namespace: prints the status and the decoded body as JSON.
 REQUEST = """
@@ -91,24 +109,20 @@ def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: P
     cli = ["uv", "run", "--frozen", "python", "-m", slug]
     with loopback_namespace() as namespace:
         # The render's own tests of its manifests (the rest of its suite is a PyTorch render's, which
-        # test_frameworks runs; its Ray tests run in test_scale_out_frameworks), then its commands.
+        # test_frameworks runs; its Ray tests run for the other frameworks below), then its commands.
         namespace.run([*OWN_TESTS, "tests/test_kubernetes.py"], project, env)
         early = namespace.run([*cli, "train"], project, env, check=False)
         assert early.returncode == 1, early.stdout[-2000:]
         assert "run the data stage first" in early.stderr, early.stderr
         assert "Traceback" not in early.stderr, early.stderr
         namespace.run(["make", "data"], project, env)
-        up = namespace.run(["make", "cluster-up"], project, env)
-        assert re.search(r"Active:\s*\n\s*1 node_\w+\s*\n\s*1 node_\w+", up.stdout), up.stdout[-2000:]
-        try:
+        with two_node_ray_cluster(namespace, project, env):
             check_training_survives_a_lost_worker(namespace, project, env)
             namespace.run([*cli, "evaluate"], project, env)
             tuned = namespace.run([*cli, "tune", "--n-trials", "2"], project, env)
             assert "at most 2 trials ran at once" in tuned.stdout + tuned.stderr, tuned.stderr[-2000:]
             check_batch_scoring(namespace, project, env, cli)
             check_ray_serve(namespace, project, env, cli)
-        finally:
-            namespace.run(["make", "cluster-down"], project, env, check=False)
 
 
 def check_training_survives_a_lost_worker(namespace: Namespace, project: Path, env: dict[str, str]) -> None:
@@ -184,3 +198,55 @@ def check_ray_serve(namespace: Namespace, project: Path, env: dict[str, str], cl
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.mark.slow
+def test_xgboost_keras_and_scikit_learn_train_on_two_ray_nodes_in_one_environment(tmp_path: Path) -> None:
+    keras = render(tmp_path / "keras", {"framework": "tensorflow", "compute": "ray"})
+    run(["uv", "sync", "--quiet"], cwd=keras, env=project_env())
+    venv = keras / ".venv"
+    install = ["uv", "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
+    run([*install, *XGBOOST_PACKAGES], keras, env=project_env())
+    xgboost = render(tmp_path / "xgboost", {"framework": "xgboost", "compute": "ray"})
+    sklearn = render(tmp_path / "sklearn", {"framework": "sklearn", "compute": "ray"})
+    with loopback_namespace() as namespace:
+        for project in (xgboost, keras, sklearn):
+            check_make_train_on_two_nodes(namespace, project, shared_env(project, venv))
+
+
+def shared_env(project: Path, venv: Path) -> dict[str, str]:
+    """``project``'s commands in the shared environment, its own package first on the path."""
+    return {
+        **project_env(),
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_NO_SYNC": "1",
+        "PATH": f"{venv / 'bin'}:{project_env()['PATH']}",
+        "PYTHONPATH": str(project / "src"),
+        # Ray's session files in a folder of this cluster's own (short: Ray's socket paths have a limit).
+        "RAY_TMPDIR": tempfile.mkdtemp(prefix="ray", dir="/tmp"),
+        "COLUMNS": "200",
+    }
+
+
+def check_make_train_on_two_nodes(namespace: Namespace, project: Path, env: dict[str, str]) -> None:
+    """``make cluster-up``, ``make train`` (two workers, one candidate, then the gate), the render's own
+    Ray tests on that cluster (tuning, batch scoring), ``make cluster-down``."""
+    namespace.run(["make", "data"], project, env)
+    with two_node_ray_cluster(namespace, project, env):
+        trained = namespace.run(["make", "train"], project, env, check=False)
+        output = trained.stdout + trained.stderr
+        assert trained.returncode == 0, output[-4000:]
+        assert "Ray cluster: 2 node(s), 2 CPUs" in output, output[-3000:]
+        assert "training on 2 Ray worker(s)" in output, output[-3000:]
+        assert "gate PASSED" in output, output[-3000:]
+        metadata = json.loads((project / "models" / "model" / "metadata.json").read_text())
+        promotion = json.loads((project / "reports" / "promotion.json").read_text())
+        assert promotion["promoted"], promotion
+        assert promotion["candidate_version"] == metadata["model_version"], promotion
+        left = list((project / "models" / "candidates").iterdir())
+        assert not left, f"one candidate, however many workers; also published: {left}"
+        if metadata["framework"] != "scikit-learn":  # Ray Train's workers (scikit-learn: joblib's Ray actors)
+            assert metadata["params"]["processes"] == 2, metadata["params"]
+            assert list((project / "models" / "ray").glob("train-*/checkpoint_*")), "checkpoints were kept"
+        result = namespace.run(RAY_TESTS, project, {**env, "TEST_RAY_ADDRESS": "auto"})
+        assert re.search(r"\d+ passed, 1 deselected", result.stdout), result.stdout[-2000:]
