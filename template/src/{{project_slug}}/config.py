@@ -177,8 +177,8 @@ class ServingConfig(_Section):
     runtime: Literal["onnx", "native"] = "onnx"
     # ONNX Runtime threads per worker: one request at a time, so more threads only add hand-over.
     onnx_threads: int = Field(default=1, ge=1, le=64)
-    # Requests whose heavy work (decoding, cleaning, the model call) runs at once, each in a thread
-    # off the event loop; more wait their turn, and /health answers meanwhile.
+    # Requests whose heavy work (decoding, cleaning, then the model, one call at a time) runs at once,
+    # each in a thread off the event loop; more wait their turn, and /health answers meanwhile.
     concurrency: int = Field(default=2, ge=1, le=64)
     # Work budgets of one request, answered with 413 beyond them: the pixels of all its images
     # (image projects) and the characters of all its texts (text projects).
