@@ -91,6 +91,70 @@ def test_invalid_answer_exits_non_zero_and_creates_nothing(
     assert list(tmp_path.iterdir()) == [], "no folder, no staging leftovers"
 
 
+def test_no_menu_question_leans_on_a_question_validator() -> None:
+    """Copier runs no question-level validator on a menu (a select prompt), only on typed input:
+    what other answers rule out must be a choice's own validator, which the menu and data obey."""
+    config = yaml.safe_load((ROOT / "copier.yml").read_text())
+    leaning = [
+        name
+        for name, spec in config.items()
+        if isinstance(spec, dict) and spec.get("choices") and "validator" in spec
+    ]
+    assert leaning == []
+
+
+def answer_menu_on_a_terminal(command: list[str], keys: bytes, cwd: Path) -> str:
+    """Run ``command`` on a pseudo-terminal, press ``keys`` at the first menu, then Enter; its output."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, as on a user's terminal
+        os.chdir(cwd)
+        os.execvpe(command[0], command, {**project_env(), "TERM": "xterm"})  # noqa: S606 (no shell: a list)
+    output = b""
+
+    def read_until(done: bytes, seconds: float) -> None:
+        nonlocal output
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and done not in output:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:  # the command ended
+                    return
+
+    read_until(b"arrow keys", 120)
+    os.write(fd, keys)
+    time.sleep(0.5)
+    os.write(fd, b"\r")
+    read_until(b"\x00never", 120)  # read until the command closes the terminal
+    os.waitpid(pid, 0)
+    return output.decode(errors="replace")
+
+
+def test_the_interactive_menu_offers_no_answer_the_others_rule_out(tmp_path: Path) -> None:
+    """``mlfolio new`` asked on a terminal: for a text project, Ray is shown disabled with the reason
+    and cannot be picked (the arrow key passes over it), so the project renders with compute local."""
+    # Every other question answered (a text project's defaults): Copier asks only compute.
+    recorded = run_new(tmp_path / "defaults", {"modality": "text"}, defaults=True, git=False, install=False)
+    others = {k: v for k, v in recorded.answers.items() if not k.startswith("_") and k != "compute"}
+    data_file = tmp_path / "answers.yml"
+    data_file.write_text(yaml.safe_dump(others))
+    binary = str(Path(sys.executable).parent / "mlfolio")
+    dest = tmp_path / "p"
+    output = answer_menu_on_a_terminal(
+        [binary, "new", str(dest), "--no-install", "--no-git", "--data-file", str(data_file)],
+        b"\x1b[B",
+        tmp_path,
+    )
+    assert "compute ray is built for tabular projects so far" in output, output[-3000:]
+    assert answers(dest)["compute"] == "local", output[-3000:]
+    assert not (dest / "src" / others["project_slug"] / "distributed.py").exists()
+
+
 def test_unknown_question_is_refused_before_rendering(tmp_path: Path) -> None:
     with pytest.raises(MlfolioError, match=r"unknown question.*servng"):
         run_new(tmp_path / "p", {"servng": "none"}, defaults=True, git=False, install=False)

@@ -35,9 +35,12 @@ def flag_for(name: str) -> str:
 
 
 def _choices(raw: Any) -> tuple[str, ...]:
-    """Choice values; a templated (string) choice list depends on other answers, so it is left open."""
+    """Choice values; a templated (string) choice list depends on other answers, so it is left open.
+
+    A choice may be a mapping with its own ``value`` and ``validator`` (Copier disables it in the
+    menu when the validator says why, and refuses it as an answer)."""
     if isinstance(raw, dict):
-        return tuple(str(value) for value in raw.values())
+        return tuple(str(value["value"] if isinstance(value, dict) else value) for value in raw.values())
     if isinstance(raw, list):
         return tuple(str(value) for value in raw)
     return ()
