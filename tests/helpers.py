@@ -306,3 +306,81 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- a served API under test
+
+
+def fuzz_api(base: str, headers: Mapping[str, str], max_examples: int) -> tuple[int, list[str]]:
+    """Schemathesis against a running API: positive and negative cases for every operation, seeded
+    so a failure reproduces. Returns how many operations it drove and what failed (no 5xx, answers
+    that match the schema, documented statuses and content types)."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+        content_type_conformance,
+    ]
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+    failures: list[str] = []
+    operations = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations += 1
+        for mode in schemathesis.GenerationMode:
+
+            @settings(
+                max_examples=max_examples,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def fuzz(case: Any) -> None:
+                case.call_and_validate(headers=dict(headers), checks=checks)
+
+            try:
+                fuzz()
+            except Unsatisfiable:
+                # A route without parameters or body has nothing to make invalid; a POST route has.
+                if mode is schemathesis.GenerationMode.POSITIVE or operation.method.upper() == "POST":
+                    failures.append(f"{operation.label} ({mode.value}): no case generated")
+            except Exception as error:  # collect every operation's failure
+                failures.append(f"{operation.label} ({mode.value}): {str(error)[:1500]}")
+    return operations, failures
+
+
+def health_while(base: str, heavy: Callable[[], int]) -> tuple[int, list[float]]:
+    """Call ``heavy`` (a request that returns its status) in a thread and time ``GET /health`` every
+    20 ms while it runs: the heavy request's status and every /health time, in seconds."""
+    import threading
+
+    outcome: dict[str, int] = {}
+    worker = threading.Thread(target=lambda: outcome.update(status=heavy()))
+    worker.start()
+    times: list[float] = []
+    while worker.is_alive():
+        start = time.perf_counter()
+        status, _ = http("GET", f"{base}/health")
+        times.append(time.perf_counter() - start)
+        assert status == 200
+        time.sleep(0.02)
+    worker.join()
+    return outcome["status"], times
+
+
+def p99(times: list[float]) -> float:
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

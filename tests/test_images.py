@@ -28,7 +28,10 @@ from tests.helpers import (
     answers,
     copy_command,
     free_port,
+    fuzz_api,
+    health_while,
     http,
+    p99,
     project_env,
     render,
     run,
@@ -149,6 +152,23 @@ def bomb_png(side: int = 20_000) -> bytes:
     stream = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
+def check_health_under_the_largest_request(base: str) -> None:
+    """The largest request the API takes (images of 6000x6000 grey pixels, as many as the default
+    pixel budget holds) is answered while /health keeps answering within 100 ms; one more is 413."""
+    side, budget = 6000, 100_000_000  # image.max_pixels is 40M each, serving.max_request_pixels 100M
+    image = base64.b64encode(bomb_png(side)).decode()
+    most = budget // (side * side)
+    status, _ = http("POST", f"{base}/predict", {"images": [image] * (most + 1)}, timeout=300)
+    assert status == 413
+    status, health = health_while(
+        base, lambda: http("POST", f"{base}/predict", {"images": [image] * most}, timeout=300)[0]
+    )
+    assert status == 200, (status, len(health))
+    assert len(health) >= 3, (status, len(health))
+    assert p99(health) < 0.1, f"/health p99 {p99(health):.3f} s while {most} images of {side}x{side} ran"
+    print(json.dumps({"largest_image_request_health_p99_s": round(p99(health), 4), "polls": len(health)}))
 
 
 def upload(url: str, files: list[tuple[str, bytes, str]]) -> tuple[int, dict]:
@@ -276,8 +296,16 @@ def test_image_project_runs_end_to_end(
         assert after - before < 200, f"RSS grew {after - before:.0f} MB on a {len(bomb) // 1024} KB bomb"
         status, _ = http("GET", f"{base}/ready")
         assert status == 200
-        if framework == "sklearn":  # the page is the same for every framework: one browser run
+        if framework == "sklearn":  # the page and the API are the same for every framework: run once
             check_demo_page(request.getfixturevalue("browser"), base, meta, example, tmp_path)
+            operations, failures = fuzz_api(base, {}, max_examples=25)
+            assert operations >= 5, "\n\n".join(failures)
+            assert not failures, "\n\n".join(failures)
+            for nested in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 5000 + b"1" + b"}" * 5000):
+                status, refused = http("POST", f"{base}/predict", data=nested)
+                assert status == 422, (status, refused)
+                assert "JSON" in json.dumps(refused), (status, refused)
+            check_health_under_the_largest_request(base)
     print(
         json.dumps(
             {

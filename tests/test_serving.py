@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import ROOT, answers, free_port, http, project_env, render, run, served
+from tests.helpers import ROOT, answers, free_port, fuzz_api, http, project_env, render, run, served
 
 pytestmark = pytest.mark.slow
 
@@ -371,50 +371,7 @@ def test_site_is_offline_complete_and_searchable(live: Live, browser: Any) -> No
 
 def test_fuzzed_requests_get_no_5xx_and_match_the_schema(live: Live) -> None:
     """Schemathesis, positive and negative cases per operation, seeded so a failure reproduces."""
-    import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis.errors import Unsatisfiable
-    from schemathesis.checks import (
-        content_type_conformance,
-        not_a_server_error,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    checks = [
-        not_a_server_error,
-        response_schema_conformance,
-        status_code_conformance,
-        content_type_conformance,
-    ]
-    schema = schemathesis.openapi.from_url(f"{live.base}/openapi.json")
-    failures: list[str] = []
-    operations = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        operations += 1
-        for mode in schemathesis.GenerationMode:
-
-            @settings(
-                max_examples=50,
-                derandomize=True,
-                database=None,
-                deadline=None,
-                phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def fuzz(case: Any) -> None:
-                case.call_and_validate(headers=KEY, checks=checks)
-
-            try:
-                fuzz()
-            except Unsatisfiable:
-                # A route without parameters or body has nothing to make invalid; /predict has.
-                if mode is schemathesis.GenerationMode.POSITIVE or operation.label == "POST /predict":
-                    failures.append(f"{operation.label} ({mode.value}): no case generated")
-            except Exception as error:  # collect every operation's failure
-                failures.append(f"{operation.label} ({mode.value}): {str(error)[:1500]}")
+    operations, failures = fuzz_api(live.base, KEY, max_examples=50)
     assert operations >= 5
     assert not failures, "\n\n".join(failures)
 

@@ -25,7 +25,10 @@ from tests.helpers import (
     answers,
     copy_command,
     free_port,
+    fuzz_api,
+    health_while,
     http,
+    p99,
     project_env,
     render,
     run,
@@ -210,8 +213,25 @@ def test_text_project_runs_end_to_end(tmp_path: Path, framework: str, request: p
         status, body = http("POST", f"{base}/predict", {"texts": [42]})
         assert status == 422, body
         assert body["detail"][0]["loc"] == ["body", "texts", 0], body
-        if framework == "sklearn":  # the page is the same for every framework: one browser run
+        if framework == "sklearn":  # the page and the API are the same for every framework: run once
             check_demo_page(request.getfixturevalue("browser"), base, meta)
+            operations, failures = fuzz_api(base, {}, max_examples=25)
+            assert operations >= 5, "\n\n".join(failures)
+            assert not failures, "\n\n".join(failures)
+            # The largest request the contract takes: 100 texts of the longest allowed length.
+            longest = ("A fine film, " * 2000)[: meta["max_chars"]]
+            texts = [longest] * (2_000_000 // len(longest))
+
+            def heavy() -> int:
+                return http("POST", f"{base}/predict", {"texts": texts}, timeout=300)[0]
+
+            status, health = health_while(base, heavy)
+            assert status == 200, (status, len(health))
+            assert len(health) >= 3, (status, len(health))
+            assert p99(health) < 0.1, f"/health p99 {p99(health):.3f} s while {len(texts)} long texts ran"
+            print(
+                json.dumps({"largest_text_request_health_p99_s": round(p99(health), 4), "polls": len(health)})
+            )
     print(json.dumps({"framework": framework, "test": report["test"], "seconds": report["seconds"]}))
 
     if framework == "sklearn":  # the user's file: empty texts, a text under two labels, bad bytes

@@ -25,6 +25,7 @@ from tests.helpers import (
     answers,
     copy_command,
     free_port,
+    fuzz_api,
     http,
     project_env,
     render,
@@ -174,9 +175,22 @@ def check_bad_requests(base: str, example: dict[str, Any]) -> None:
     assert "MS" in gap["msg"]
     short = refused(base, {**example, "history": history[-2:]})
     assert short["loc"] == ["body", "history"]
-    assert "too few" in short["msg"]
+    assert "at least" in short["msg"]
     assert refused(base, {**example, "series_id": "elsewhere"})["loc"] == ["body", "series_id"]
     assert refused(base, {**example, "horizon": example["horizon"] + 1})["loc"] == ["body", "horizon"]
+    # Dates pandas cannot hold (years 1 and 193, a forecast past 2262) and a history off the grid.
+    for start in (1, 193, 2262 - len(history) // 12):
+        monthly = [
+            {"time": f"{start + i // 12:04d}-{i % 12 + 1:02d}-01T00:00:00", "value": point["value"]}
+            for i, point in enumerate(history)
+        ]
+        beyond = refused(base, {**example, "history": monthly})
+        assert beyond["loc"][:2] == ["body", "history"], beyond
+        assert beyond["loc"][-1] == "time", beyond
+    mid_month = [{**point, "time": point["time"][:8] + "15" + point["time"][10:]} for point in history]
+    off_grid = refused(base, {**example, "history": mid_month})
+    assert off_grid["loc"] == ["body", "history", 0, "time"], off_grid
+    assert "grid" in off_grid["msg"], off_grid
 
 
 def check_demo_page(driver: Any, base: str, meta: dict[str, Any]) -> None:
@@ -249,8 +263,11 @@ def test_forecasting_project_runs_end_to_end(
         assert status == 200, stored
         assert len(stored["forecast"]) == 3, stored
         check_bad_requests(base, example)
-        if framework == "sklearn":  # the page is the same for every framework: one browser run
+        if framework == "sklearn":  # the page and the API are the same for every framework: run once
             check_demo_page(request.getfixturevalue("browser"), base, meta)
+            operations, failures = fuzz_api(base, {}, max_examples=25)
+            assert operations >= 5, "\n\n".join(failures)
+            assert not failures, "\n\n".join(failures)
     print(json.dumps({"framework": framework, "test": report["test"], "backtest_mase": backtest["mean"]}))
 
     if framework == "sklearn":  # the user's file: several series, a duplicate, a gap, a short series
