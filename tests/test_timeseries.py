@@ -55,6 +55,7 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "data_source": "data/raw/sales.csv",
             "target_column": "units",
             "time_column": "week",
+            "time_format": "%d/%m/%Y",
             "series_id_column": "store",
             "frequency": "W-SUN",
             "horizon": 8,
@@ -104,6 +105,9 @@ def test_the_users_series_questions_reach_the_config(renders: dict[str, Path]) -
     assert (settings["time_column"], settings["series_column"]) == ("week", "store")
     assert (settings["frequency"], settings["horizon"]) == ("W-SUN", 8)
     assert config["data"]["target"] == "units"
+    assert config["data"]["time_format"] == "%d/%m/%Y"
+    demo = yaml.safe_load((renders["timeseries"] / "configs" / "config.yaml").read_text())
+    assert demo["data"]["time_format"] is None  # decided from the whole column
     assert config["evaluation"]["metric"] == "smape"
     assert config["evaluation"]["slice_column"] == "store"  # per-series metrics are the slice check
     assert '"statsmodels' not in (renders["csv"] / "pyproject.toml").read_text()  # demo data only
@@ -114,6 +118,7 @@ def test_the_users_series_questions_reach_the_config(renders: dict[str, Path]) -
     [
         ({"horizon": 0}, "horizon must be between 1 and 1000"),
         ({"frequency": "every month"}, "pandas offset alias"),
+        ({"dataset": "csv", "time_format": "dd/mm/yyyy"}, "time_format must be a strftime format"),
     ],
 )
 def test_impossible_answers_are_refused_before_a_file_is_written(

@@ -95,6 +95,7 @@ def new(
     text_column: Answer = None,
     time_column: Answer = None,
     series_id_column: Answer = None,
+    time_format: Answer = None,
     frequency: Answer = None,
     horizon: Answer = None,
     slice_column: Answer = None,

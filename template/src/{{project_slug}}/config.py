@@ -34,6 +34,9 @@ class DataConfig(_Section):
     target: str
     # Text encoding of a CSV; null reads UTF-8 and detects another encoding when that fails.
     encoding: str | None = None
+    # How dates in the file are written: None decides from the whole column (day/month order too);
+    # a strftime format ("%d/%m/%Y"); or year, quarter (20231) or month (202301) for integer periods.
+    time_format: str | None = Field(default=None, pattern=r"^(year|quarter|month|.*%.*)$")
     # Columns left out of the features, by their names in the file.
     drop_columns: list[str] = []
     # Identifier-like columns (near-unique text) are left out unless listed here.
