@@ -1,9 +1,10 @@
 """Updating a project from a newer template release without losing a line (issue 5).
 
 Real Git history, no mocks: each test session builds a throwaway Git copy of this template with
-two tagged releases. v1.0.0 is the current template; v2.0.0 changes a template-owned file (the
-README's title line), changes a user-owned one (``configs/config.yaml``, in ``_skip_if_exists``)
-and adds a new file. Projects are rendered at v1.0.0, edited and committed like a user would,
+two tagged releases. v1.0.0 is the current template less one config key (``serving.concurrency``);
+v2.0.0 changes a template-owned file (the README's title line), changes a user-owned one
+(``configs/config.yaml``, in ``_skip_if_exists``: a trailing comment, and the key v1 lacked) and
+adds a new file. Projects are rendered at v1.0.0, edited and committed like a user would,
 then updated.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlfolio import run_new, run_update
+from mlfolio import MlfolioError, run_new, run_update
+from mlfolio._config import merge_new_keys
 from mlfolio._template import release_repo
 
 from tests.helpers import ROOT, answers, copier_bin, project_env, run
@@ -29,6 +31,13 @@ TITLE_V2 = "# {{ project_name }} — a portfolio project\n"
 NEW_FILE = "docs/UPGRADING.md"
 CONFIG_V2_LINE = "# v2: a line the template added to its default config\n"
 USER_CONFIG_LINE = "# tuned by me: keep this\n"
+# The config key v2 adds (v1 lacks it): ``mlfolio update`` brings it into the user's config.
+NEW_KEY_BLOCK = (
+    "  # Requests whose heavy work (decoding, cleaning, then the model, one call at a time) runs at once,\n"
+    "  # each in a thread off the event loop; more wait their turn while /health keeps answering.\n"
+    "  concurrency: 2\n"
+)
+USER_SEED = "seed: 7  # my seed\n"
 USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 USER_LINE_ABOVE_RESULTS = "Read this first: the results below come from the demo data."
@@ -65,15 +74,19 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("template-repo")
     shutil.copy2(ROOT / "copier.yml", repo / "copier.yml")
     shutil.copytree(ROOT / "template", repo / "template", ignore=shutil.ignore_patterns("__pycache__"))
+    config = repo / "template" / "configs" / "config.yaml.jinja"
+    current = config.read_text()
+    assert NEW_KEY_BLOCK in current, "serving.concurrency changed: update NEW_KEY_BLOCK in this test"
+    config.write_text(current.replace(NEW_KEY_BLOCK, ""))
     git(repo, "init", "--quiet")
     commit(repo, "feat: first release")
     git(repo, "tag", V1)
+    config.write_text(current)
 
     readme = repo / "template" / "README.md.jinja"
     text = readme.read_text()
     assert text.startswith(TITLE_V1), "the README's first line changed: update TITLE_V1 in this test"
     readme.write_text(TITLE_V2 + text[len(TITLE_V1) :])
-    config = repo / "template" / "configs" / "config.yaml.jinja"
     config.write_text(config.read_text() + CONFIG_V2_LINE)
     (repo / "template" / NEW_FILE).parent.mkdir(parents=True, exist_ok=True)
     (repo / "template" / NEW_FILE).write_text(
@@ -106,19 +119,30 @@ def new_v1(template_repo: Path, dest: Path, *extra: str, install: bool = False) 
 
 
 def edit_like_a_user(project: Path) -> None:
-    """A tuned config (user-owned) and a README section (template-owned, far from v2's change)."""
+    """A tuned config (user-owned: a comment, a changed seed) and a README section (template-owned,
+    far from v2's change)."""
     config = project / "configs" / "config.yaml"
-    config.write_text(config.read_text() + USER_CONFIG_LINE)
+    text = config.read_text()
+    assert "seed: 42\n" in text
+    config.write_text(text.replace("seed: 42\n", USER_SEED) + USER_CONFIG_LINE)
     readme = project / "README.md"
     readme.write_text(readme.read_text() + USER_README_SECTION)
     commit(project, "docs: my findings and my settings")
 
 
-def assert_updated_keeping_user_edits(project: Path) -> None:
+def assert_updated_keeping_user_edits(project: Path, new_keys: bool = True) -> None:
+    """``new_keys``: the update merged v2's config key (mlfolio does; plain Copier leaves the file)."""
     config = (project / "configs" / "config.yaml").read_text()
     assert USER_CONFIG_LINE in config, "the user's config edit was lost"
+    assert USER_SEED in config, "the user's seed was lost"
     assert CONFIG_V2_LINE not in config, "a user-owned file was overwritten"
-    yaml.safe_load(config)
+    loaded = yaml.safe_load(config)
+    assert loaded["seed"] == 7
+    if new_keys:
+        assert NEW_KEY_BLOCK in config, "v2's config key did not arrive with its comment"
+        assert loaded["serving"]["concurrency"] == 2
+    else:
+        assert "concurrency" not in config
     readme = (project / "README.md").read_text()
     assert readme.startswith(f"# {answers(project)['project_name']} — a portfolio project\n"), (
         "template change missing"
@@ -141,7 +165,7 @@ def test_plain_copier_update_keeps_user_edits(template_repo: Path, tmp_path: Pat
     project = new_v1(template_repo, tmp_path / "p")
     edit_like_a_user(project)
     run([copier_bin(), "update", "--defaults", "--quiet"], cwd=project, env=git_env())
-    assert_updated_keeping_user_edits(project)
+    assert_updated_keeping_user_edits(project, new_keys=False)
 
 
 def test_pretend_shows_the_changes_and_changes_nothing(template_repo: Path, tmp_path: Path) -> None:
@@ -153,6 +177,8 @@ def test_pretend_shows_the_changes_and_changes_nothing(template_repo: Path, tmp_
     for name in ("README.md", NEW_FILE, ".copier-answers.yml"):
         assert name in result.stdout, result.stdout
     assert "Would change" in result.stdout
+    assert "new key(s) added" in result.stdout, result.stdout
+    assert "serving.concurrency" in result.stdout, result.stdout
     assert git(project, "status", "--porcelain") == ""
     assert git(project, "rev-parse", "HEAD") == head
     assert answers(project)["_commit"] == V1
@@ -215,6 +241,72 @@ def test_bad_data_pair_is_refused(template_repo: Path, tmp_path: Path) -> None:
     assert git(project, "status", "--porcelain") == ""
 
 
+TEMPLATE_CONFIG = """\
+# The project's config.
+seed: 42
+
+data:
+  # Where the rows come from.
+  source: demo
+  # How dates are written.
+  time_format: null
+  min_rows: 50
+
+serving:
+  # Most records per request.
+  max_batch: 1000
+
+params: {a: 1}
+nested:
+  inner:
+    # A knob.
+    knob: 1
+
+monitor:
+  # Drift threshold.
+  psi: 0.2
+"""
+USER_CONFIG = """\
+# The project's config.
+seed: 7   # mine
+
+data:
+  # Where the rows come from.
+  source: data/raw/mine.csv
+  min_rows: 20
+  my_own: true
+
+serving:
+  # Most records per request.
+  max_batch: 10
+
+params: {}
+nested:
+  inner: {}
+"""
+
+
+def test_new_config_keys_arrive_with_their_comments_and_nothing_of_the_users_changes() -> None:
+    merged, merge = merge_new_keys(USER_CONFIG, TEMPLATE_CONFIG)
+    assert merge.added == ["data.time_format", "monitor"]
+    assert merge.not_in_template == ["data.my_own"]
+    expected = (
+        USER_CONFIG.replace(
+            "  source: data/raw/mine.csv\n",
+            "  source: data/raw/mine.csv\n  # How dates are written.\n  time_format: null\n",
+        )
+        + "\nmonitor:\n  # Drift threshold.\n  psi: 0.2\n"
+    )
+    assert merged == expected  # byte for byte: the user's values, comments and order untouched
+    assert merge_new_keys(merged, TEMPLATE_CONFIG)[1].added == []  # a second update adds nothing
+    first_in_section = merge_new_keys(
+        "serving:\n  # Mine.\n  max_batch: 10\n", "serving:\n  # New.\n  a: 1\n  # Mine.\n  max_batch: 1\n"
+    )[0]
+    assert first_in_section == "serving:\n  # New.\n  a: 1\n  # Mine.\n  max_batch: 10\n"
+    with pytest.raises(MlfolioError, match="not valid YAML"):
+        merge_new_keys("seed: [unclosed\n", TEMPLATE_CONFIG)
+
+
 # ---------------------------------------------------------------- slow: the project still works
 
 
@@ -239,6 +331,8 @@ def test_update_keeps_user_edits_and_the_project_still_passes(template_repo: Pat
     print(f"\nmlfolio update v1 -> v2 of a default project: {seconds:.1f} s")  # recorded in the note
     assert result.conflicts == []
     assert {name for _, name in result.changed} >= {"README.md", NEW_FILE, ".copier-answers.yml"}
+    assert result.config.added == ["serving.concurrency"]
+    assert result.config.not_in_template == []
     assert not result.synced, "no dependency changed, so no re-sync"
     assert_updated_keeping_user_edits(project)
     updated = readme.read_text()
@@ -261,6 +355,7 @@ def test_reanswering_serving_adds_the_service_and_its_tests(template_repo: Path,
 
     result = mlfolio("update", "--defaults", "--data", "serving=fastapi", cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "serving.concurrency" in result.stdout, result.stdout
     assert answers(project)["serving"] == "fastapi"
     assert (project / "src" / slug / "serve.py").is_file()
     assert (project / "tests" / "test_serve.py").is_file()

@@ -3,7 +3,8 @@
 Copier's update does the three-way merge (old render, new render, the user's tree); this module
 adds what it leaves to the user: a clear refusal on a dirty tree, a pretend run that shows the
 real outcome (conflicts included) from a throwaway clone, a list of files left with conflicts,
-and re-syncing the environment when the dependencies changed.
+the config keys a release added merged into the user's own ``configs/config.yaml`` (which Copier
+never touches), and re-syncing the environment when the dependencies changed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from copier.errors import CopierError
 
 from mlfolio import _env, _git
 from mlfolio._answers import read_answers, template_version
+from mlfolio._config import CONFIG, ConfigMerge, merge_config_file
 from mlfolio._console import QUIET, Steps, run_step
 from mlfolio._errors import MlfolioError
 
@@ -40,6 +42,9 @@ class UpdateResult:
     conflicts: list[str] = field(default_factory=list)
     synced: bool = False
     pretend: bool = False
+    # Keys added to configs/config.yaml, keys it has that the template lacks, or why neither is known.
+    config: ConfigMerge = field(default_factory=ConfigMerge)
+    config_note: str | None = None
 
 
 def parse_data(pairs: list[str]) -> dict[str, str]:
@@ -113,6 +118,37 @@ def _copier_update(
     return template_version(read_answers(project))
 
 
+def template_config(project: Path) -> str | None:
+    """The template's ``configs/config.yaml`` at the project's (new) release, rendered with its
+    answers in a scratch folder; None when the template has none."""
+    recorded = read_answers(project)
+    source = str(recorded.get("_src_path", ""))
+    if source and not source.startswith(("http", "git@", "gh:", "gl:")) and not Path(source).is_absolute():
+        source = str((project / source).resolve())
+    answers = {key: value for key, value in recorded.items() if not key.startswith("_")}
+    with tempfile.TemporaryDirectory(prefix="mlfolio-config-") as scratch:
+        try:
+            copier.run_copy(
+                source, scratch, data=answers, vcs_ref=recorded.get("_commit"),
+                defaults=True, overwrite=True, quiet=True, unsafe=False,
+            )  # fmt: skip
+        except (CopierError, ValueError) as error:
+            raise MlfolioError(f"cannot render the template's config to compare: {error}") from error
+        path = Path(scratch) / CONFIG
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def merge_config(project: Path, result: UpdateResult) -> None:
+    """Bring the release's new config keys into the user's config; a failure is a note, not an error
+    (the update itself is done)."""
+    try:
+        rendered = template_config(project)
+        if rendered is not None:
+            result.config = merge_config_file(project, rendered)
+    except MlfolioError as error:
+        result.config_note = f"{CONFIG}: new keys not added ({error})"
+
+
 def run_update(
     path: Path = Path(),
     *,
@@ -142,6 +178,8 @@ def run_update(
                 steps, "Update a throwaway clone (pretend)",
                 lambda: _copier_update(clone, data or {}, vcs_ref, conflict, defaults), spinner=defaults,
             )  # fmt: skip
+            with steps.step(f"New keys for {CONFIG}"):
+                merge_config(clone, result)
             result.changed = _git.status(clone)
             result.conflicts = conflicts(clone, result.changed)
         return result
@@ -149,6 +187,8 @@ def run_update(
         steps, f"copier update {old.get('_commit', '?')} -> {vcs_ref or 'latest'}",
         lambda: _copier_update(project, data or {}, vcs_ref, conflict, defaults), spinner=defaults,
     )  # fmt: skip
+    with steps.step(f"New keys for {CONFIG}"):
+        merge_config(project, result)
     result.changed = _git.status(project)
     result.conflicts = conflicts(project, result.changed)
     touched = {name for _, name in result.changed}

@@ -175,6 +175,20 @@ def _summary_update(result: UpdateResult) -> None:
         for code, name in result.changed:
             mark = " [red](conflict)[/red]" if name in result.conflicts else ""
             console.print(f"  {code} {name}{mark}", highlight=False)
+    if result.config.added:
+        console.print(
+            f"configs/config.yaml: {len(result.config.added)} new key(s) added with their defaults and "
+            f"comments: {', '.join(result.config.added)}",
+            highlight=False,
+        )
+    if result.config.not_in_template:
+        console.print(
+            "configs/config.yaml: key(s) the template does not have (kept; remove them if unused): "
+            + ", ".join(result.config.not_in_template),
+            highlight=False,
+        )
+    if result.config_note:
+        errors.print(result.config_note, highlight=False)
     if result.synced:
         console.print("Dependencies changed: environment re-synced (uv sync).")
     if result.conflicts and not result.pretend:
