@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.helpers import (
+    OWN_TESTS,
     PROJECT_COMMANDS,
     ROOT,
     answers,
@@ -193,13 +194,23 @@ def exercise(project: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_default_classification_project_runs_end_to_end(tmp_path: Path) -> None:
-    report = exercise(render(tmp_path / "p"))
+    project = render(tmp_path / "p")
+    report = exercise(project)
     assert_reviewers_report(report)
     assert report["gate"]["passed"]
     assert report["gate"]["metric"] == "f1"
     assert report["test"]["f1"] > report["baseline"]["f1"]
     assert {"confusion_matrix.png", "roc_curve.png"} <= {Path(f).name for f in report["figures"]}
     assert report["slices"], "the demo runs a bias check"
+    # A user's first edit is the seed: the tests that read the split (which rows land where, which
+    # real rows the demo page offers) hold for other seeds too (1 and 123 once failed them).
+    config = project / "configs" / "config.yaml"
+    default = config.read_text()
+    assert "\nseed: 42\n" in default
+    for seed in (1, 123):
+        config.write_text(default.replace("\nseed: 42\n", f"\nseed: {seed}\n"))
+        run([*OWN_TESTS, "tests/test_data.py", "tests/test_serve.py"], cwd=project)
+    config.write_text(default)
 
 
 @pytest.mark.slow

@@ -366,18 +366,24 @@ def demo_examples(
 ) -> list[dict[str, Any]]:
     """``serving.demo_examples`` real test rows for the demo page: rows the model gets right (one
     class after another, or the smallest errors) and the one it gets most wrong, so a visitor sees
-    both. None unless the config asks: a user's rows may be people's records."""
+    both. None unless the config asks: a user's rows may be people's records. Only rows the API
+    answers are offered: one with more missing features than ``serving.max_missing_share`` would
+    be refused (422) when the visitor picks it."""
     count = config.serving.demo_examples
     if not count:
         return []
     truth = y_true.to_numpy()
+    answered = (features.isna().mean(axis=1) <= config.serving.max_missing_share).to_numpy()
     if config.is_classification:
         right = _hits(truth, y_pred)
-        by_class = [np.flatnonzero(right & (truth == label)) for label in sorted(set(truth), key=str)]
+        by_class = [
+            np.flatnonzero(answered & right & (truth == label)) for label in sorted(set(truth), key=str)
+        ]
         chosen = [int(i) for row in itertools.zip_longest(*by_class) for i in row if i is not None]
-        wrong = np.flatnonzero(~right)
+        wrong = np.flatnonzero(answered & ~right)
     else:
-        order = np.argsort(_absolute_errors(truth, y_pred), kind="stable")
+        usable = np.flatnonzero(answered)
+        order = usable[np.argsort(_absolute_errors(truth[usable], y_pred[usable]), kind="stable")]
         chosen, wrong = [int(i) for i in order[: len(order) // 2]], order[-1:]
     picks = chosen[: count - 1 if len(wrong) else count] + [int(i) for i in wrong[:1]]
     return [
