@@ -35,7 +35,7 @@ from tests.helpers import (
     strict_json,
 )
 from tests.test_frameworks import project_files
-from tests.test_images import MODALITY_FILES, SAME_STORY, SHARED_MODULES
+from tests.test_images import DATE_FILES, MODALITY_FILES, SAME_STORY, SHARED_MODULES
 from tests.test_serving import assert_loaded_offline, browser, open_page  # noqa: F401 (browser: a fixture)
 
 # What a forecasting render may change besides the image modality's files: its leakage test.
@@ -69,6 +69,8 @@ def test_the_modality_changes_only_the_modules_whose_job_differs(renders: dict[s
     tabular, forecasting = project_files(renders["tabular"]), project_files(renders["timeseries"])
     assert set(forecasting) - set(tabular) == {"tests/test_features.py"}
     assert set(tabular) - set(forecasting) == set()
+    for module in DATE_FILES:  # one reading of dates for a table's columns and a series' time
+        assert tabular[module] == forecasting[module], f"{module} differs between tabular and time series"
     differing = {name for name in tabular if tabular[name] != forecasting[name]} | {"tests/test_features.py"}
     unexpected = differing - FORECASTING_FILES
     assert unexpected == set(), f"time series changes {sorted(unexpected)}"

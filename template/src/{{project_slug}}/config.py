@@ -37,6 +37,8 @@ class DataConfig(_Section):
     # How dates in the file are written: None decides from the whole column (day/month order too);
     # a strftime format ("%d/%m/%Y"); or year, quarter (20231) or month (202301) for integer periods.
     time_format: str | None = Field(default=None, pattern=r"^(year|quarter|month|.*%.*)$")
+    # Tabular date columns: expand into year, month, day of week and days since 1970, or drop them.
+    date_columns: Literal["expand", "drop"] = "expand"
     # Columns left out of the features, by their names in the file.
     drop_columns: list[str] = []
     # Identifier-like columns (near-unique text) are left out unless listed here.
