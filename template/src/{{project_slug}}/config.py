@@ -191,6 +191,12 @@ class ServingConfig(_Section):
     max_request_chars: int = Field(default=2_000_000, ge=1)
 
 
+def too_sparse(missing: int, features: int, max_share: float) -> bool:
+    """The one rule for a record with missing features: past ``serving.max_missing_share`` of them,
+    the API refuses it (422) and the demo page never offers it."""
+    return features > 0 and missing / features > max_share
+
+
 class SearchDimension(_Section):
     """One tunable entry of ``model.params``: an int or float range, or a list of choices."""
 

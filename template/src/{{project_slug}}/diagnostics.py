@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 
 from . import features as modality
 from .bundle import decide
-from .config import Config
+from .config import Config, too_sparse
 from .data import Schema
 from .metrics import (
     CLASSIFICATION,
@@ -373,7 +373,10 @@ def demo_examples(
     if not count:
         return []
     truth = y_true.to_numpy()
-    answered = (features.isna().mean(axis=1) <= config.serving.max_missing_share).to_numpy()
+    share, width = config.serving.max_missing_share, features.shape[1]
+    answered = np.array(
+        [not too_sparse(int(n), width, share) for n in features.isna().sum(axis=1)], dtype=bool
+    )
     if config.is_classification:
         right = _hits(truth, y_pred)
         by_class = [
