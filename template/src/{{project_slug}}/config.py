@@ -186,9 +186,11 @@ class ServingConfig(_Section):
     # each in a thread off the event loop; more wait their turn, and /health answers meanwhile.
     concurrency: int = Field(default=2, ge=1, le=64)
     # Work budgets of one request, answered with 413 beyond them: the pixels of all its images
-    # (image projects) and the characters of all its texts (text projects).
+    # (image projects), the characters of all its texts (text projects), the points of its history
+    # (time series).
     max_request_pixels: int = Field(default=100_000_000, ge=1)
     max_request_chars: int = Field(default=2_000_000, ge=1)
+    max_history_points: int = Field(default=10_000, ge=1)
 
 
 def too_sparse(missing: int, features: int, max_share: float) -> bool:
