@@ -15,6 +15,7 @@ import pytest
 LONGEST_FIRST = (
     "test_scale_out.py",
     "test_frameworks.py",
+    "test_update_history.py",
     "test_text.py",
     "test_options.py",
     "test_images.py",

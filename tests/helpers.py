@@ -384,3 +384,29 @@ def health_while(base: str, heavy: Callable[[], int]) -> tuple[int, list[float]]
 def p99(times: list[float]) -> float:
     ordered = sorted(times)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def git_env() -> dict[str, str]:
+    """Commits made 'by the user' in tests, independent of any global Git identity."""
+    env = project_env()
+    for role in ("AUTHOR", "COMMITTER"):
+        env[f"GIT_{role}_NAME"] = "Test User"
+        env[f"GIT_{role}_EMAIL"] = "test@example.org"
+    return env
+
+
+def git(project: Path, *args: str) -> str:
+    return run(["git", *args], cwd=project, env=git_env()).stdout
+
+
+def commit(project: Path, message: str) -> None:
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--no-verify", "-m", message)
+
+
+def mlfolio(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The ``mlfolio`` console script beside this interpreter, run as that user."""
+    binary = Path(sys.executable).parent / "mlfolio"
+    return subprocess.run(
+        [str(binary), *args], cwd=cwd, env=git_env(), capture_output=True, text=True, timeout=600
+    )

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from mlfolio import MlfolioError, run_new, run_update
 from mlfolio._config import merge_new_keys
 from mlfolio._template import release_repo
 
-from tests.helpers import ROOT, answers, copier_bin, project_env, run
+from tests.helpers import ROOT, answers, commit, copier_bin, git, git_env, mlfolio, run
 
 V1, V2 = "v1.0.0", "v2.0.0"
 TITLE_V1 = "# {{ project_name }}\n"
@@ -41,31 +39,6 @@ USER_SEED = "seed: 7  # my seed\n"
 USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 USER_LINE_ABOVE_RESULTS = "Read this first: the results below come from the demo data."
-
-
-def git_env() -> dict[str, str]:
-    """Commits made 'by the user' in these tests, independent of any global Git identity."""
-    env = project_env()
-    for role in ("AUTHOR", "COMMITTER"):
-        env[f"GIT_{role}_NAME"] = "Test User"
-        env[f"GIT_{role}_EMAIL"] = "test@example.org"
-    return env
-
-
-def git(project: Path, *args: str) -> str:
-    return run(["git", *args], cwd=project, env=git_env()).stdout
-
-
-def commit(project: Path, message: str) -> None:
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--no-verify", "-m", message)
-
-
-def mlfolio(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    binary = Path(sys.executable).parent / "mlfolio"
-    return subprocess.run(
-        [str(binary), *args], cwd=cwd, env=git_env(), capture_output=True, text=True, timeout=600
-    )
 
 
 @pytest.fixture(scope="session")
