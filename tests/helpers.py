@@ -410,3 +410,21 @@ def mlfolio(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(binary), *args], cwd=cwd, env=git_env(), capture_output=True, text=True, timeout=600
     )
+
+
+# A user's first edits: the updates must keep them.
+USER_SEED = "seed: 7  # my seed\n"
+USER_CONFIG_LINE = "# tuned by me: keep this\n"
+USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
+
+
+def edit_like_a_user(project: Path) -> None:
+    """A tuned config (user-owned: a comment, a changed seed) and a README section (template-owned,
+    at its end), committed with whatever else the caller changed."""
+    config = project / "configs" / "config.yaml"
+    text = config.read_text()
+    assert "seed: 42\n" in text
+    config.write_text(text.replace("seed: 42\n", USER_SEED) + USER_CONFIG_LINE)
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + USER_README_SECTION)
+    commit(project, "docs: my findings and my settings")

@@ -21,22 +21,32 @@ from mlfolio import MlfolioError, run_new, run_update
 from mlfolio._config import merge_new_keys
 from mlfolio._template import release_repo
 
-from tests.helpers import ROOT, answers, commit, copier_bin, git, git_env, mlfolio, run
+from tests.helpers import (
+    ROOT,
+    USER_CONFIG_LINE,
+    USER_README_SECTION,
+    USER_SEED,
+    answers,
+    commit,
+    copier_bin,
+    edit_like_a_user,
+    git,
+    git_env,
+    mlfolio,
+    run,
+)
 
 V1, V2 = "v1.0.0", "v2.0.0"
 TITLE_V1 = "# {{ project_name }}\n"
 TITLE_V2 = "# {{ project_name }} — a portfolio project\n"
 NEW_FILE = "docs/UPGRADING.md"
 CONFIG_V2_LINE = "# v2: a line the template added to its default config\n"
-USER_CONFIG_LINE = "# tuned by me: keep this\n"
 # The config key v2 adds (v1 lacks it): ``mlfolio update`` brings it into the user's config.
 NEW_KEY_BLOCK = (
     "  # Requests whose heavy work (decoding, cleaning, then the model, one call at a time) runs at once,\n"
     "  # each in a thread off the event loop; more wait their turn while /health keeps answering.\n"
     "  concurrency: 2\n"
 )
-USER_SEED = "seed: 7  # my seed\n"
-USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
 RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
 USER_LINE_ABOVE_RESULTS = "Read this first: the results below come from the demo data."
 
@@ -89,18 +99,6 @@ def new_v1(template_repo: Path, dest: Path, *extra: str, install: bool = False) 
     assert answers(dest)["_commit"] == V1
     assert git(dest, "status", "--porcelain") == ""
     return dest
-
-
-def edit_like_a_user(project: Path) -> None:
-    """A tuned config (user-owned: a comment, a changed seed) and a README section (template-owned,
-    far from v2's change)."""
-    config = project / "configs" / "config.yaml"
-    text = config.read_text()
-    assert "seed: 42\n" in text
-    config.write_text(text.replace("seed: 42\n", USER_SEED) + USER_CONFIG_LINE)
-    readme = project / "README.md"
-    readme.write_text(readme.read_text() + USER_README_SECTION)
-    commit(project, "docs: my findings and my settings")
 
 
 def assert_updated_keeping_user_edits(project: Path, new_keys: bool = True) -> None:

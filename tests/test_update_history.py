@@ -19,7 +19,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import OWN_TESTS, ROOT, answers, copier_bin, git, mlfolio, run
+from tests.helpers import (
+    OWN_TESTS,
+    ROOT,
+    USER_CONFIG_LINE,
+    USER_README_SECTION,
+    USER_SEED,
+    answers,
+    copier_bin,
+    git,
+    mlfolio,
+    run,
+)
+from tests.helpers import edit_like_a_user as edit_config_and_readme
 
 # tag to give the commit: (commit, the modality it first offered). Hashes from `git log`; the
 # release's is the one the CHANGELOG's v0.1.0 entry was committed with.
@@ -30,9 +42,6 @@ HISTORY = {
     "v0.1.3": ("c96dcde70e5bd49738127740126d894787d5431c", "text"),  # issue 19
 }
 UNDER_TEST = "v1.0.0"
-USER_SEED = "seed: 7  # my seed\n"
-USER_CONFIG_LINE = "# tuned by me: keep this\n"
-USER_README_SECTION = "\n## My findings\n\nThe model misses the rare class; see notes/.\n"
 USER_FILE = "notes/ideas.md"
 # Files the update may hold beyond a fresh render: the user's own, and the lock ``uv sync`` wrote.
 NOT_RENDERED = {USER_FILE, "uv.lock"}
@@ -64,16 +73,10 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def edit_like_a_user(project: Path) -> None:
-    config = project / "configs" / "config.yaml"
-    text = config.read_text()
-    assert "seed: 42\n" in text
-    config.write_text(text.replace("seed: 42\n", USER_SEED) + USER_CONFIG_LINE)
-    readme = project / "README.md"
-    readme.write_text(readme.read_text() + USER_README_SECTION)
+    """The user's config and README edits, and a file of their own."""
     (project / USER_FILE).parent.mkdir()
     (project / USER_FILE).write_text("# Ideas\n\n- try class weights\n")
-    git(project, "add", "--all")
-    git(project, "commit", "--quiet", "--no-verify", "-m", "docs: my findings, my seed, my notes")
+    edit_config_and_readme(project)
 
 
 def added_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
