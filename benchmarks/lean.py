@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import OWN_TESTS, ROOT, copier_bin, project_env, run
+from tests.helpers import OWN_TESTS, ROOT, copy_command, project_env, run
 
 # The v0.1.0 release commit (the CHANGELOG's "chore: release v0.1.0"); tags do not travel with main.
 FIRST_RELEASE = "92096fe784d967756f0e39dc5a6794ce0c7bfacd"
@@ -45,12 +45,8 @@ class Figures:
 
 def render_at(dest: Path, ref: str, answers: dict[str, str]) -> bool:
     """``copier copy`` of this repository at ``ref``; False when the template refuses the answers."""
-    command = [copier_bin(), "copy", "--defaults", "--quiet", "--vcs-ref", ref]
-    command += [f"--data={key}={value}" for key, value in answers.items()]
-    done = subprocess.run(
-        [*command, str(ROOT), str(dest)], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    return done.returncode == 0
+    command = copy_command(dest, answers, ref=ref)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False).returncode == 0
 
 
 def seconds(command: list[str], project: Path) -> float:

@@ -107,14 +107,14 @@ def run(
 
 
 def copy_command(
-    dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT, quiet: bool = True
+    dest: Path, data: Mapping[str, Any] | None = None, src: Path = ROOT, quiet: bool = True, ref: str = "HEAD"
 ) -> list[str]:
-    """Plain ``copier copy --defaults`` (no --trust) of ``src`` into ``dest``.
+    """Plain ``copier copy --defaults`` (no --trust) of ``src`` at ``ref`` into ``dest``.
 
-    At ``HEAD`` with the uncommitted changes: without ``--vcs-ref`` Copier renders the newest release
-    tag, not the template under test.
+    By default at ``HEAD`` with the uncommitted changes: without ``--vcs-ref`` Copier renders the
+    newest release tag, not the template under test.
     """
-    command = [copier_bin(), "copy", "--defaults", "--vcs-ref", "HEAD", *(["--quiet"] if quiet else [])]
+    command = [copier_bin(), "copy", "--defaults", "--vcs-ref", ref, *(["--quiet"] if quiet else [])]
     for key, value in (data or {}).items():
         command += ["--data", f"{key}={value}"]
     return [*command, str(src), str(dest)]

@@ -26,7 +26,7 @@ from tests.helpers import (
     USER_README_SECTION,
     USER_SEED,
     answers,
-    copier_bin,
+    copy_command,
     git,
     mlfolio,
     run,
@@ -92,9 +92,8 @@ def added_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> li
 
 def fresh_render(history: Path, project: Path, dest: Path) -> Path:
     """This template rendered anew with the updated project's answers."""
-    data = [f"--data={key}={value}" for key, value in answers(project).items() if not key.startswith("_")]
-    command = [copier_bin(), "copy", "--defaults", "--quiet", "--vcs-ref", UNDER_TEST, *data]
-    run([*command, str(history), str(dest)], cwd=dest.parent)
+    data = {key: value for key, value in answers(project).items() if not key.startswith("_")}
+    run(copy_command(dest, data, src=history, ref=UNDER_TEST), cwd=dest.parent)
     return dest
 
 
