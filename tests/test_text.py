@@ -90,7 +90,7 @@ def test_text_projects_answer_in_their_own_terms(renders: dict[str, Path]) -> No
     assert config["task"] == "classification"
     assert config["evaluation"]["metric"] == "accuracy"
     assert config["evaluation"]["threshold"] == 0.8
-    assert config["model"]["params"]["char_ngrams"] == [3, 5]
+    assert config["model"]["params"]["char_ngrams"] == [4, 4]
     pyproject = (renders["text"] / "pyproject.toml").read_text()
     assert '"mlba' in pyproject
     assert '"mlba' not in (renders["tabular"] / "pyproject.toml").read_text()

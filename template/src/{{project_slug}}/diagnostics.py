@@ -32,6 +32,7 @@ from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
 from sklearn.pipeline import Pipeline
 
+from . import budget
 from . import features as modality
 from .bundle import decide
 from .config import Config, too_sparse
@@ -76,6 +77,10 @@ class ProjectEstimator(BaseEstimator):
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.fitted_.predict_proba(features))
+
+    def most_probable(self, proba: np.ndarray) -> np.ndarray:
+        """The labels ``predict`` gives, read off probabilities already computed."""
+        return np.asarray(self.fitted_.classes)[np.argmax(proba, axis=1)]
 
 
 def holdout(config: Config, features: pd.DataFrame, target: pd.Series) -> list[Any]:
@@ -215,13 +220,20 @@ def linear_reference(config: Config, schema: Schema) -> tuple[str, Any]:
 
 
 def cross_validation(
-    config: Config, schema: Schema, features: pd.DataFrame, target: pd.Series, compute: Callable[..., Any]
+    config: Config,
+    schema: Schema,
+    features: pd.DataFrame,
+    target: pd.Series,
+    compute: Callable[..., Any],
+    fit: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Mean and spread of every metric over k folds of train + validation (``evaluation.cv_folds``)."""
-    folds = config.evaluation.cv_folds
-    if folds == 0:
+    """Mean and spread of every metric over k folds of train + validation (``evaluation.cv_folds``),
+    as many folds and rows as the training ``fit``'s measured cost lets ``evaluation.cv_seconds`` pay."""
+    if config.evaluation.cv_folds == 0:
         return None
     by_time = getattr(modality, "folds", None)  # forecasting: a rolling-origin backtest, never shuffled
+    plan = budget.cross_validation(config.evaluation, fit, len(target), by_time=by_time is not None)
+    folds = plan.folds
     splitter: Any = (
         StratifiedKFold(folds, shuffle=True, random_state=config.seed)
         if config.is_classification
@@ -234,17 +246,21 @@ def cross_validation(
     def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
         """Every metric from one pass of the model over the fold (a text model's features cost more
         to compute than the model itself)."""
-        proba = estimator.predict_proba(x) if config.is_classification else None
-        found = compute(y, estimator.predict(x), proba)
+        if config.is_classification:
+            proba = estimator.predict_proba(x)
+            found = compute(y, estimator.most_probable(proba), proba)
+        else:
+            found = compute(y, estimator.predict(x), None)
         return {name: float(found.get(name, np.nan)) for name in names}
 
     if by_time is not None:
         splitter, sampled = by_time(config, features, target, folds), False
     else:
-        features, target, sampled = sample(config, features, target)
+        features, target, sampled = sample(config, features, target, plan.rows)
     scores = cross_validate(ProjectEstimator(config, schema), features, target, cv=splitter, scoring=score)
     return {
         "folds": folds,
+        "plan": plan.reason,
         "on": f"train + validation ({'a seeded sample of ' if sampled else ''}{len(target)} rows)",
         "decision": "most probable class" if config.is_classification else "predicted value",
         "metrics": {
@@ -258,9 +274,12 @@ def cross_validation(
     }
 
 
-def sample(config: Config, features: pd.DataFrame, target: pd.Series) -> tuple[pd.DataFrame, pd.Series, bool]:
-    """At most ``evaluation.analysis_rows`` rows (seeded, stratified for classification)."""
-    limit = config.evaluation.analysis_rows
+def sample(
+    config: Config, features: pd.DataFrame, target: pd.Series, limit: int | None = None
+) -> tuple[pd.DataFrame, pd.Series, bool]:
+    """At most ``limit`` rows (``evaluation.analysis_rows`` by default; seeded, stratified for
+    classification)."""
+    limit = config.evaluation.analysis_rows if limit is None else limit
     if len(features) <= limit:
         return features, target, False
     stratify = target if config.is_classification else None

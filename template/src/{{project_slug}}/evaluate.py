@@ -107,21 +107,28 @@ def reference_predictions(
     x_test, _ = split_xy(test, schema)
     classes = trained.model.classes if config.is_classification else []
 
-    def predictions(estimator: Any) -> Predictions:
+    def predictions(estimator: Any, most_probable: bool = False) -> Predictions:
+        """``most_probable``: the labels are the most probable classes (a linear model's decision), read
+        off the probabilities instead of a second pass over the test inputs."""
         estimator.fit(x_train, y_train)
         if not config.is_classification:
             return np.asarray(estimator.predict(x_test)), None
         raw, known = estimator.predict_proba(x_test), list(estimator.classes_)
         absent = np.zeros(len(raw))
         proba = np.column_stack([raw[:, known.index(c)] if c in known else absent for c in classes])
-        return np.asarray(estimator.predict(x_test), dtype=object), proba
+        labels = (
+            np.asarray(known, dtype=object)[raw.argmax(axis=1)]
+            if most_probable
+            else estimator.predict(x_test)
+        )
+        return np.asarray(labels, dtype=object), proba
 
     dummies = {
         name: predictions(dummy)
         for name, dummy in _dummies(config, schema, classes, trained.metadata.get("positive_class")).items()
     }
     name, linear = diagnostics.linear_reference(config, schema)
-    return dummies, (name, predictions(linear))
+    return dummies, (name, predictions(linear, most_probable=True))
 
 
 def best_baseline(
@@ -451,8 +458,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     """
     schema, evaluation = trained.schema, config.evaluation
     x_test, y_test = split_xy(test, schema)
-    y_pred = trained.predict(x_test)
-    proba = trained.model.predict_proba(x_test) if config.is_classification else None
+    y_pred, proba = trained.predictions(x_test)
     classes = trained.model.classes if config.is_classification else []
     positive = trained.metadata.get("positive_class")
     compute = diagnostics.all_metrics(config, classes, positive, error_scale(schema))
@@ -476,7 +482,8 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
     with clock("cross_validation"):
         x_seen, y_seen = split_xy(seen, schema)
-        cross_validation = diagnostics.cross_validation(config, schema, x_seen, y_seen, compute)
+        fit = trained.metadata.get("fit")
+        cross_validation = diagnostics.cross_validation(config, schema, x_seen, y_seen, compute, fit)
     with clock("permutation_importance"):
         importance = diagnostics.importances(config, trained, x_test, y_test, compute)
     report: dict[str, Any] = {

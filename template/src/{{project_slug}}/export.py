@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 import pandas as pd
 
 from . import artifacts, data, features, runtime
@@ -29,6 +28,9 @@ from .config import Config
 from .data import Schema
 from .features import split_xy
 from .model import Model
+
+if TYPE_CHECKING:  # imported where a graph is built: a model with no ONNX path never pays for it
+    import onnx
 
 # The standard operator set the graphs are written for (ONNX Runtime has run it since 1.14).
 OPSET = 18
@@ -83,6 +85,8 @@ def export(
 
 def build_graph(model: Model, schema: Schema) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The preprocessing and model graphs joined, and what the runtime needs to feed and read it."""
+    import onnx
+
     for_onnx = getattr(features, "for_onnx", None)  # the modality's part
     onnx_parts = getattr(framework, "onnx_parts", None)  # the framework's part
     if for_onnx is None:
@@ -107,6 +111,8 @@ def build_graph(model: Model, schema: Schema) -> tuple[onnx.ModelProto, dict[str
 
 def _preprocessor_graph(preprocessor: Any, inputs: list[dict[str, str]]) -> onnx.ModelProto:
     """The fitted preprocessing with skl2onnx: one ``[rows, 1]`` input per feature, float32 out."""
+    import onnx
+
     # Imported here: skl2onnx takes most of a second to import, and only training exports.
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
@@ -147,6 +153,8 @@ def _use_float64_imputer() -> None:
     from sklearn.impute import SimpleImputer
 
     def convert(scope: Any, operator: Any, container: Any) -> None:
+        import onnx
+
         if isinstance(operator.inputs[0].type, StringTensorType):
             convert_sklearn_imputer(scope, operator, container)
             return
@@ -170,6 +178,8 @@ def _use_float64_imputer() -> None:
 
 def _join(head: onnx.ModelProto, tail: onnx.ModelProto, output: str) -> onnx.ModelProto:
     """One graph: the preprocessing's float32 features into the model, its ``output`` out as ``OUTPUT``."""
+    import onnx
+
     versions: dict[str, int] = {}
     for graph in (head, tail):
         for entry in graph.opset_import:

@@ -7,10 +7,12 @@ feature schema. Serving needs nothing else, so a Docker image only has to carry 
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -55,9 +57,15 @@ class TrainedModel(Bundle):
 
     def predict(self, features: Any) -> np.ndarray:
         """Labels (with the trained decision threshold) or values: what every stage reports and serves."""
+        return self.predictions(features)[0]
+
+    def predictions(self, features: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The decisions and (classification) the class probabilities they were made from, in one pass
+        over ``features``: a text or image model's inputs cost more to transform than to score."""
         if self.metadata["task"] != "classification":
-            return self.model.predict(features)
-        return decide(self.model.predict_proba(features), self.model.classes, self.threshold)
+            return self.model.predict(features), None
+        proba = np.asarray(self.model.predict_proba(features))
+        return decide(proba, self.model.classes, self.threshold), proba
 
     def predict_proba(self, features: Any) -> np.ndarray:
         return np.asarray(self.model.predict_proba(features))
@@ -91,11 +99,13 @@ def score(
     config: Config,
     positive: Any,
     threshold: dict[str, Any] | None = None,
+    proba: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Metrics of ``model`` on one split, deciding labels with ``threshold`` when there is one."""
+    """Metrics of ``model`` on one split, deciding labels with ``threshold`` when there is one
+    (``proba``: the split's class probabilities, when the caller has them already)."""
     features, target = split_xy(frame, schema)
     if config.is_classification:
-        proba = model.predict_proba(features)
+        proba = model.predict_proba(features) if proba is None else proba
         predictions = decide(proba, model.classes, threshold)
         return classification_metrics(target.tolist(), predictions.tolist(), proba, model.classes, positive)
     predicted = model.predict(features).tolist()
@@ -103,15 +113,16 @@ def score(
 
 
 def decision_threshold(
-    model: Model, x_val: Any, y_val: Any, config: Config, positive: Any
+    model: Model, proba_val: np.ndarray | None, y_val: Any, config: Config, positive: Any
 ) -> dict[str, Any] | None:
-    """The cut-off the model decides with (binary classification only), chosen on validation data."""
+    """The cut-off the model decides with (binary classification only), chosen on the validation
+    split's probabilities ``proba_val``."""
     setting = config.evaluation.decision_threshold
-    if not config.is_classification or len(model.classes) != 2 or setting == "argmax":
+    if proba_val is None or len(model.classes) != 2 or setting == "argmax":
         return None
     if not isinstance(setting, str):
         return {"positive_class": positive, "value": float(setting), "rule": "set in the config"}
-    scores = model.predict_proba(x_val)[:, model.classes.index(positive)]
+    scores = proba_val[:, model.classes.index(positive)]
     return choose_threshold(
         y_val.tolist(), scores, positive, config.evaluation.metric, config.evaluation.cost_ratio
     )
@@ -135,13 +146,18 @@ def train(config: Config) -> TrainedModel:
     x_val, y_val = split_xy(validation_frame, schema)
 
     # Tuned values (configs/best_params.yaml, when the tune stage wrote one) override model.params.
+    started = time.perf_counter()
     model = build_model(config.with_best_params(), schema).fit(x_train, y_train, x_val, y_val)
+    # What one fit costs on how many rows: evaluation sizes its cross-validation by it.
+    fit = {"seconds": round(time.perf_counter() - started, 3), "rows": len(x_train)}
     positive = (
         positive_label(model.classes, y_train.tolist(), config.evaluation.positive_class)
         if config.is_classification
         else None
     )
-    threshold = decision_threshold(model, x_val, y_val, config, positive)
+    # One pass over the validation inputs serves the threshold and the validation metrics.
+    proba_val = np.asarray(model.predict_proba(x_val)) if config.is_classification else None
+    threshold = decision_threshold(model, proba_val, y_val, config, positive)
     created = datetime.now(UTC)
     # Microseconds in the version: candidates are ordered by name, and two trainings can finish
     # within one second (a small XGBoost model does); the random tail only separates ties.
@@ -154,9 +170,10 @@ def train(config: Config) -> TrainedModel:
         "target_metric": config.evaluation.metric,
         "positive_class": positive,
         "decision_threshold": threshold,
-        "validation_metrics": score(model, validation_frame, schema, config, positive, threshold),
+        "validation_metrics": score(model, validation_frame, schema, config, positive, threshold, proba_val),
         "data_hash": manifest["data_hash"],
         "rows": manifest["rows"],
+        "fit": fit,
         "libraries": library_versions(),
         "git_commit": git_commit(config.root),
         "schema": schema.model_dump(mode="json"),
@@ -199,8 +216,26 @@ def load_trained(config: Config, directory: Path | None = None) -> TrainedModel:
             f"{bundle.directory} holds a {framework} model, this project uses {FRAMEWORK}"
         )
     try:
-        trained = TrainedModel(bundle.metadata, bundle.directory, load_model(bundle.directory))
+        trained = TrainedModel(bundle.metadata, bundle.directory, _loaded(bundle))
         trained.predict(to_frame([trained.schema.example], trained.schema))
     except Exception as error:  # any failure here means the bundle is unusable
         raise artifacts.ArtifactError(f"the model in {bundle.directory} cannot be used: {error}") from None
     return trained
+
+
+# Models this process has loaded, by version and file hashes (``make all`` evaluates, promotes and
+# monitors one model in one process; a text model took a second to parse each time). open_bundle
+# verifies the files against those hashes on every load: only the parsing is reused, never a file
+# that changed. Two entries: the served model and one candidate.
+_LOADED: dict[tuple[str, str], Model] = {}
+_LOADED_KEPT = 2
+
+
+def _loaded(bundle: Bundle) -> Model:
+    metadata = bundle.metadata
+    key = (str(metadata.get("model_version")), json.dumps(metadata.get("files"), sort_keys=True))
+    if key not in _LOADED:
+        while len(_LOADED) >= _LOADED_KEPT:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = load_model(bundle.directory)
+    return _LOADED[key]
