@@ -42,6 +42,7 @@ from .metrics import (
     FORECASTING,
     REGRESSION,
     classification_metrics,
+    coded_classification_metrics,
     regression_metrics,
 )
 from .model import build_model
@@ -108,10 +109,15 @@ class TaskMetrics:
     classes: tuple[Any, ...] = ()
     positive: Any = None
     scale: float | None = None  # forecasting: MASE's error scale (adds MASE and sMAPE)
+    on_codes: bool = False  # labels are the integer codes of ``classes``
 
     def __call__(
         self, y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
     ) -> dict[str, float]:
+        if self.classification and self.on_codes:
+            return coded_classification_metrics(
+                np.asarray(y_true), np.asarray(y_pred), proba, len(self.classes), self.positive, only
+            )
         if self.classification:
             return classification_metrics(
                 np.asarray(y_true), np.asarray(y_pred), proba, list(self.classes), self.positive, only
@@ -127,7 +133,7 @@ class TaskMetrics:
         def encode(labels: np.ndarray) -> np.ndarray:
             return np.fromiter((code[label] for label in labels), dtype=np.int64, count=len(labels))
 
-        return TaskMetrics(True, tuple(range(len(self.classes))), code[self.positive]), encode
+        return TaskMetrics(True, tuple(range(len(self.classes))), code[self.positive], on_codes=True), encode
 
 
 def all_metrics(
