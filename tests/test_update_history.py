@@ -90,6 +90,16 @@ def added_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> li
     return found
 
 
+def kept_or_added(old: Any, fresh: Any) -> Any:
+    """The config an update leaves (the user owns it): the user's value for every key they had, even
+    where the template's default changed since; the template's default for every key it added; and
+    the user's keys the template no longer reads (named by ``mlfolio update``, never deleted)."""
+    if not (isinstance(old, dict) and isinstance(fresh, dict)):
+        return old
+    merged = {key: kept_or_added(old[key], value) if key in old else value for key, value in fresh.items()}
+    return {**{key: value for key, value in old.items() if key not in fresh}, **merged}
+
+
 def fresh_render(history: Path, project: Path, dest: Path) -> Path:
     """This template rendered anew with the updated project's answers."""
     data = {key: value for key, value in answers(project).items() if not key.startswith("_")}
@@ -133,13 +143,16 @@ def test_a_project_from_an_earlier_release_updates_keeping_edits_and_still_passe
     assert USER_CONFIG_LINE in config_text, "the user's config comment was lost"
     config = yaml.safe_load(config_text)
     expected = yaml.safe_load((fresh / "configs" / "config.yaml").read_text())
-    assert config == {**expected, "seed": 7}, "every key of this template, the user's values kept"
+    assert old_config["seed"] == 7
+    assert config == kept_or_added(old_config, expected), "every key of this template, the user's values kept"
     new_keys = added_keys(old_config, expected)
     if tag == "v0.1.0":
         assert len(new_keys) > 10, new_keys  # the first release lacked most of today's settings
     assert new_keys, "every old release lacks a key the template has now"
     printed = " ".join(updated.stdout.split())
     assert all(key in printed for key in new_keys), f"mlfolio update must list {new_keys}:\n{printed}"
+    retired = added_keys(expected, old_config)  # what the user has that this template no longer reads
+    assert all(key in printed for key in retired), f"mlfolio update must name {retired}:\n{printed}"
 
     run(OWN_TESTS, cwd=project)
     run(["make", "all"], cwd=project)
