@@ -81,7 +81,7 @@ class ProjectEstimator(BaseEstimator):
 
     def most_probable(self, proba: np.ndarray) -> np.ndarray:
         """The labels ``predict`` gives, read off probabilities already computed."""
-        return np.asarray(self.fitted_.classes)[np.argmax(proba, axis=1)]
+        return decide(proba, self.fitted_.classes, None)
 
 
 def holdout(config: Config, features: pd.DataFrame, target: pd.Series) -> list[Any]:

@@ -34,6 +34,7 @@ from sklearn.metrics import (
 )
 
 from . import artifacts, data, diagnostics, features, tracking
+from .bundle import decide
 from .config import ERRORS, Config
 from .features import split_xy
 from .metrics import classification_metrics, error_scale, gate, regression_metrics
@@ -116,11 +117,7 @@ def reference_predictions(
         raw, known = estimator.predict_proba(x_test), list(estimator.classes_)
         absent = np.zeros(len(raw))
         proba = np.column_stack([raw[:, known.index(c)] if c in known else absent for c in classes])
-        labels = (
-            np.asarray(known, dtype=object)[raw.argmax(axis=1)]
-            if most_probable
-            else estimator.predict(x_test)
-        )
+        labels = decide(raw, known, None) if most_probable else estimator.predict(x_test)
         return np.asarray(labels, dtype=object), proba
 
     dummies = {
