@@ -31,10 +31,16 @@ def test_twenty_rounds_of_two_concurrent_retrains_always_leave_a_served_model(tm
     slug = answers(project)["project_slug"]
     env = project_env()
     run(["uv", "sync", "--quiet"], project, env)
-    # What is under test is the promotion, not the model or its evaluation: a smaller forest and a
-    # lighter evaluation, as a user may set.
+    # What is under test is the promotion, not the model, its export or its evaluation: a smaller
+    # forest, no ONNX graph and a lighter evaluation, as a user may set.
     config = project / "configs" / "config.yaml"
-    light = {"bootstrap_resamples": 100, "cv_folds": 0, "permutation_repeats": 1, "n_estimators": 50}
+    light = {
+        "bootstrap_resamples": 100,
+        "cv_folds": 0,
+        "permutation_repeats": 1,
+        "n_estimators": 10,
+        "onnx": "false",
+    }
     text = config.read_text()
     for key, value in light.items():
         text, found = re.subn(rf"(?m)^( +){key}: .*$", rf"\g<1>{key}: {value}", text)
