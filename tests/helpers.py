@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -104,16 +105,26 @@ def run(
     timeout: float = 600,
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command; on failure the assertion shows its output."""
+    """Run a command; on failure the assertion shows its output. With ``MLFOLIO_COMMAND_TIMES`` set
+    to a file, each command's seconds are appended to it: where a slow test spends its time."""
+    started = time.perf_counter()
     result = subprocess.run(
         command, cwd=cwd, env=dict(env or project_env()), capture_output=True, text=True, timeout=timeout
     )
+    log_seconds(command, cwd, time.perf_counter() - started)
     if check:
         assert result.returncode == 0, (
             f"{' '.join(command)} exited {result.returncode} in {cwd}\n"
             f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
         )
     return result
+
+
+def log_seconds(command: list[str], cwd: Path, seconds: float) -> None:
+    target = os.environ.get("MLFOLIO_COMMAND_TIMES")
+    if target:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            handle.write(f"{seconds:8.1f} s  {cwd.name}  {shlex.join(command)[:160]}\n")
 
 
 def copy_command(
