@@ -436,6 +436,19 @@ def mlfolio(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # A user's first edits: the updates must keep them.
 USER_SEED = "seed: 7  # my seed\n"
 USER_CONFIG_LINE = "# tuned by me: keep this\n"
+
+
+def set_config(project: Path, **settings: object) -> None:
+    """Set keys of the render's ``configs/config.yaml`` in place, the way a user edits it (its comments
+    stay); each key must occur exactly once."""
+    path = project / "configs" / "config.yaml"
+    text = path.read_text()
+    for key, value in settings.items():
+        text, found = re.subn(rf"(?m)^( +){key}: .*$", rf"\g<1>{key}: {value}", text)
+        assert found == 1, f"{key} occurs {found} times in {path}"
+    path.write_text(text)
+
+
 USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
 
 

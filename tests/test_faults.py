@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import answers, project_env, render, run
+from tests.helpers import answers, project_env, render, run, set_config
 
 ROUNDS = 20
 LOAD = (
@@ -33,19 +32,9 @@ def test_twenty_rounds_of_two_concurrent_retrains_always_leave_a_served_model(tm
     run(["uv", "sync", "--quiet"], project, env)
     # What is under test is the promotion, not the model, its export or its evaluation: a smaller
     # forest, no ONNX graph and a lighter evaluation, as a user may set.
-    config = project / "configs" / "config.yaml"
-    light = {
-        "bootstrap_resamples": 100,
-        "cv_folds": 0,
-        "permutation_repeats": 1,
-        "n_estimators": 10,
-        "onnx": "false",
-    }
-    text = config.read_text()
-    for key, value in light.items():
-        text, found = re.subn(rf"(?m)^( +){key}: .*$", rf"\g<1>{key}: {value}", text)
-        assert found == 1, key
-    config.write_text(text)
+    set_config(
+        project, bootstrap_resamples=100, cv_folds=0, permutation_repeats=1, n_estimators=10, onnx="false"
+    )
     run(["make", "all"], project, env)
     python = str(project / ".venv" / "bin" / "python")
     rng = random.Random(12)  # noqa: S311 - start offsets, not secrets

@@ -41,6 +41,7 @@ from tests.helpers import (
     project_env,
     render,
     run,
+    set_config,
     two_node_ray_cluster,
     wait_for,
 )
@@ -116,6 +117,9 @@ def test_pytorch_on_a_two_node_ray_cluster_resumes_scores_and_serves(tmp_path: P
         assert "run the data stage first" in early.stderr, early.stderr
         assert "Traceback" not in early.stderr, early.stderr
         namespace.run(["make", "data"], project, env)
+        # The lost worker and the resume are under test, not the fit: a dozen epochs at most (a
+        # checkpoint, the kill and the resumed group's epochs fit in them; the gate still passes).
+        set_config(project, max_epochs=12, patience=4)
         with two_node_ray_cluster(namespace, project, env):
             check_training_survives_a_lost_worker(namespace, project, env)
             namespace.run([*cli, "evaluate"], project, env)
@@ -203,6 +207,7 @@ def check_ray_serve(namespace: Namespace, project: Path, env: dict[str, str], cl
 @pytest.mark.slow
 def test_xgboost_keras_and_scikit_learn_train_on_two_ray_nodes_in_one_environment(tmp_path: Path) -> None:
     keras = render(tmp_path / "keras", {"framework": "tensorflow", "compute": "ray"})
+    set_config(keras, max_epochs=12, patience=4)  # training on two nodes is under test, not the fit
     run(["uv", "sync", "--quiet"], cwd=keras, env=project_env())
     venv = keras / ".venv"
     install = ["uv", "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
