@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import ROOT, answers, copy_command, http, project_env, render, run, served
+from tests.helpers import ROOT, copy_command, http, project_env, render, run, served
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -60,11 +60,10 @@ def first_prediction(workdir: Path, framework: str) -> dict[str, float]:
     start = time.perf_counter()
     project = render(workdir / "timed", {"framework": framework})
     steps["render"] = time.perf_counter() - start
-    slug = answers(project)["project_slug"]
     for name, command in (
         ("uv sync", ["uv", "sync"]),
-        ("data", ["uv", "run", "--frozen", "python", "-m", slug, "data"]),
-        ("train", ["uv", "run", "--frozen", "python", "-m", slug, "train"]),
+        # data -> train -> evaluate: a candidate is served only once it passes its gate.
+        ("make all", ["make", "all"]),
     ):
         mark = time.perf_counter()
         run(command, cwd=project, env=env)
