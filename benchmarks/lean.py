@@ -7,12 +7,13 @@ Not a test: prints a table. Run from the repository root after ``uv sync``:
                                      [--frameworks sklearn,xgboost,pytorch,tensorflow]
 
 Every render is installed first (untimed, so the package cache is warm for all of them), then each
-is timed one after another, so no two compete for the cores. A pair the template does not offer
-(XGBoost for images) is listed as such. The targets are the issue's, on an idle 2-core machine: a
-render's own tests at most 60 s and 3x the first release's; ``make all`` at most 20 s and 3x for the
-tabular default, at most 60 s and 9x for every other modality; ``mlfolio new`` (with its install) ->
-``make all`` -> the first answered ``POST /predict``, at most 30 s for the default, beside the first
-release's. A missed target is marked ``!``; on a busy machine the ratios are what counts.
+is timed one after another, so no two compete for the cores; each figure is the faster of two runs.
+A pair the template does not offer (XGBoost for images) is listed as such. The targets are the
+issue's, on an idle 2-core machine: a render's own tests at most 60 s and 3x the first release's;
+``make all`` at most 20 s and 3x for the tabular default, at most 60 s and 9x for every other
+modality; ``mlfolio new`` (with its install) -> ``make all`` -> the first answered ``POST
+/predict``, at most 30 s for the default, beside the first release's. A missed target is marked
+``!``; on a busy machine the ratios are what counts.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ def seconds(command: list[str], project: Path) -> float:
 
 
 def measure(project: Path) -> Figures:
-    return Figures(tests=seconds(OWN_TESTS, project), make_all=seconds(["make", "all"], project))
+    """The faster of two runs of each figure, for every render alike: a render's first run after the
+    installs also reads its libraries from disk (v0.1.0's suite: 83 s, then 19 s)."""
+    runs = [
+        Figures(tests=seconds(OWN_TESTS, project), make_all=seconds(["make", "all"], project))
+        for _ in range(2)
+    ]
+    return Figures(tests=min(r.tests for r in runs), make_all=min(r.make_all for r in runs))
 
 
 def first_prediction(dest: Path, ref: str, env: dict[str, str]) -> float:
@@ -101,16 +108,8 @@ def main() -> None:
         for offered in [first, *filter(None, renders.values())]:
             # Bytecode compiled here: the timed runs are a user's second run, not the first import.
             run(["uv", "sync", "--quiet", "--compile-bytecode"], cwd=offered, env=env, timeout=3600)
-        # Right after the installs (gigabytes written) the first timed run was 5x slower than on its
-        # own (v0.1.0's suite 90 s against 18 s), most likely the disk writing them back: flushed
-        # first, then the first release is timed twice and the faster of each figure kept.
-        os.sync()
-        runs = [measure(first), measure(first)]
-        base = Figures(tests=min(r.tests for r in runs), make_all=min(r.make_all for r in runs))
-        print(
-            "v0.1.0 default, two runs: "
-            + ", ".join(f"tests {r.tests:.1f} s, make all {r.make_all:.1f} s" for r in runs)
-        )
+        os.sync()  # the installs wrote gigabytes: flushed before anything is timed
+        base = measure(first)
         print(
             f"Own tests and make all, idle targets: tests {TESTS_TARGET[0]:.0f} s and x{TESTS_TARGET[1]:.0f};"
         )
