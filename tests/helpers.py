@@ -436,6 +436,7 @@ def mlfolio(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # A user's first edits: the updates must keep them.
 USER_SEED = "seed: 7  # my seed\n"
 USER_CONFIG_LINE = "# tuned by me: keep this\n"
+USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
 
 
 def set_config(project: Path, **settings: object) -> None:
@@ -447,9 +448,6 @@ def set_config(project: Path, **settings: object) -> None:
         text, found = re.subn(rf"(?m)^( +){key}: .*$", rf"\g<1>{key}: {value}", text)
         assert found == 1, f"{key} occurs {found} times in {path}"
     path.write_text(text)
-
-
-USER_README_SECTION = "\n## My findings\n\nThe model misses small masses; see notebooks/.\n"
 
 
 def edit_like_a_user(project: Path) -> None:

@@ -12,12 +12,11 @@ without installing anything, carries none of it.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import answers, project_env, render, run
+from tests.helpers import answers, project_env, render, run, set_config
 
 ALL_ON = {"tracking": "mlflow", "tuning": "optuna", "pipeline": "dvc"}
 COVERING_SET = [
@@ -65,8 +64,7 @@ def test_options_run_for_real(tmp_path: Path, variant: dict[str, str]) -> None:
     run([*uv, "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env)
 
     # A short study keeps CI quick; the config is the user's file, editing it is what users do.
-    config = project / "configs" / "config.yaml"
-    config.write_text(re.sub(r"(?m)^  n_trials: \d+$", "  n_trials: 5", config.read_text()))
+    set_config(project, n_trials=5)
     _git(project, "init", "-q")
     _git(project, "add", ".")
     _git(project, "commit", "-q", "-m", "Initial commit")
