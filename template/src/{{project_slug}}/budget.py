@@ -5,7 +5,7 @@ n-grams, that is most of ``make all``, while a forest on 500 rows retrains in a 
 records how long its fit took on how many rows; the plan keeps the configured folds and sample when
 their estimated cost fits ``evaluation.cv_seconds`` and otherwise samples fewer rows (not under
 ``MIN_ROWS``), then drops folds (not under two). The report states the choice and its reason
-("3 folds on 3,000 rows, about 3 s of the 60 s evaluation.cv_seconds allows: one fit on 5,989 rows
+("3 folds on 3,000 rows, about 3 s of the 20 s evaluation.cv_seconds allows: one fit on 5,989 rows
 took 3.1 s"), so the rigor is visible and a user with time to spare raises the budget.
 """
 

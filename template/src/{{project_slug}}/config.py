@@ -135,7 +135,7 @@ class EvaluationConfig(_Section):
     cv_folds: int = Field(default=5, ge=0, le=20)
     # About this many seconds of cross-validation, estimated from the training fit's time: beyond it,
     # fewer rows, then fewer folds (the report says which and why). None: always as configured.
-    cv_seconds: float | None = Field(default=60.0, gt=0)
+    cv_seconds: float | None = Field(default=20.0, gt=0)
     permutation_repeats: int = Field(default=3, ge=1, le=100)
     # Cross-validation, permutation importance and partial dependence use a seeded sample of at most
     # this many rows (metrics and intervals always use every test row), so large files stay quick.
