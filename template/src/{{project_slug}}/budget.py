@@ -6,7 +6,8 @@ records how long its fit took on how many rows; the plan keeps the configured fo
 their estimated cost fits ``evaluation.cv_seconds`` and otherwise samples fewer rows (not under
 ``MIN_ROWS``), then drops folds (not under two). The report states the choice and its reason
 ("3 folds on 3,000 rows, about 3 s of the 20 s evaluation.cv_seconds allows: one fit on 5,989 rows
-took 3.1 s"), so the rigor is visible and a user with time to spare raises the budget.
+took 3.1 s"), so the rigor is visible and a user with time to spare raises the budget. The folds'
+real cost is checked as they run: past the budget, no further fold starts (never under two).
 """
 
 from __future__ import annotations
@@ -72,3 +73,16 @@ def _within(
         if affordable >= floor:
             return k, min(rows, affordable)
     return 2, rows if by_time else floor
+
+
+def another_fold(evaluation: EvaluationConfig, done: int, spent: float) -> bool:
+    """Whether one more fold fits ``evaluation.cv_seconds``, judged by the folds already run.
+
+    The plan's estimate scales the training fit by rows, but a network that stops early trains more
+    epochs on fewer rows: its folds can cost what the whole fit did. So the budget is also checked
+    as the folds run, from what they really took; two folds always run (a spread needs two).
+    """
+    budget = evaluation.cv_seconds
+    if budget is None or done < 2:
+        return True
+    return spent + spent / done <= budget

@@ -2,10 +2,11 @@
 
 Each function answers one question a reviewer asks, with a maintained library doing the work:
 how wide is the uncertainty (``scipy.stats.bootstrap`` over test rows), how much does the training
-procedure vary (scikit-learn's ``cross_validate``), does a simple model do as well (a regularised
-linear model on the same features), are the probabilities calibrated (``calibration_curve``, Brier
-score), what drives the predictions (``permutation_importance``), where does it fail (the worst
-test predictions) and is it fair across groups (Fairlearn's ``MetricFrame``).
+procedure vary (scikit-learn's k-fold splitters, within a time budget), does a simple model do as
+well (a regularised linear model on the same features), are the probabilities calibrated
+(``calibration_curve``, Brier score), what drives the predictions (``permutation_importance``),
+where does it fail (the worst test predictions) and is it fair across groups (Fairlearn's
+``MetricFrame``).
 
 ``ProjectEstimator`` puts the project's model, whatever its framework, behind scikit-learn's estimator
 interface, so scikit-learn's tools run on every framework alike.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +31,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import brier_score_loss
-from sklearn.model_selection import KFold, StratifiedKFold, cross_validate, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from . import budget
@@ -240,11 +242,6 @@ def cross_validation(
     by_time = getattr(modality, "folds", None)  # forecasting: a rolling-origin backtest, never shuffled
     plan = budget.cross_validation(config.evaluation, fit, len(target), by_time=by_time is not None)
     folds = plan.folds
-    splitter: Any = (
-        StratifiedKFold(folds, shuffle=True, random_state=config.seed)
-        if config.is_classification
-        else KFold(folds, shuffle=True, random_state=config.seed)
-    )
     names = list(CLASSIFICATION if config.is_classification else REGRESSION)
     if getattr(compute, "scale", None) is not None:
         names += FORECASTING
@@ -259,21 +256,41 @@ def cross_validation(
             found = compute(y, estimator.predict(x), None)
         return {name: float(found.get(name, np.nan)) for name in names}
 
+    splits: Sequence[tuple[np.ndarray, np.ndarray]]
     if by_time is not None:
-        splitter, sampled = by_time(config, features, target, folds), False
+        splits, sampled = by_time(config, features, target, folds), False
     else:
         features, target, sampled = sample(config, features, target, plan.rows)
-    scores = cross_validate(ProjectEstimator(config, schema), features, target, cv=splitter, scoring=score)
+        splitter = (
+            StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+            if config.is_classification
+            else KFold(folds, shuffle=True, random_state=config.seed)
+        )
+        splits = list(splitter.split(features, target))
+    scores: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for fit_rows, test_rows in splits:
+        if not budget.another_fold(config.evaluation, len(scores), time.perf_counter() - started):
+            break
+        estimator = ProjectEstimator(config, schema).fit(features.iloc[fit_rows], target.iloc[fit_rows])
+        scores.append(score(estimator, features.iloc[test_rows], target.iloc[test_rows]))
+    spent = time.perf_counter() - started
+    reason = plan.reason
+    if len(scores) < folds:
+        reason += (
+            f"; stopped after {len(scores)} of {folds} folds: they took {spent:.0f} s, one more "
+            f"would pass the {config.evaluation.cv_seconds:g} s evaluation.cv_seconds"
+        )
     return {
-        "folds": folds,
-        "plan": plan.reason,
+        "folds": len(scores),
+        "plan": reason,
         "on": f"train + validation ({'a seeded sample of ' if sampled else ''}{len(target)} rows)",
         "decision": "most probable class" if config.is_classification else "predicted value",
         "metrics": {
             name: {
-                "mean": round(float(np.nanmean(scores[f"test_{name}"])), 6),
-                "std": round(float(np.nanstd(scores[f"test_{name}"])), 6),
-                "folds": [round(float(v), 6) for v in scores[f"test_{name}"]],
+                "mean": round(float(np.nanmean([fold[name] for fold in scores])), 6),
+                "std": round(float(np.nanstd([fold[name] for fold in scores])), 6),
+                "folds": [round(fold[name], 6) for fold in scores],
             }
             for name in names
         },
