@@ -31,11 +31,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import OWN_TESTS, ROOT, copy_command, http, mlfolio, project_env, run, served
+from tests.matrix import FRAMEWORKS, MODALITIES
 
 # The v0.1.0 release commit (the CHANGELOG's "chore: release v0.1.0"); tags do not travel with main.
 FIRST_RELEASE = "92096fe784d967756f0e39dc5a6794ce0c7bfacd"
-MODALITIES = ("tabular", "image", "timeseries", "text")
-FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "tensorflow")
 TESTS_TARGET = (60.0, 3.0)
 FIRST_PREDICTION_TARGET = 30.0
 MAKE_ALL_TARGET = {"tabular": (20.0, 3.0), "other": (60.0, 9.0)}

@@ -460,3 +460,13 @@ def edit_like_a_user(project: Path) -> None:
     readme = project / "README.md"
     readme.write_text(readme.read_text() + USER_README_SECTION)
     commit(project, "docs: my findings and my settings")
+
+
+def with_config(project: Path, name: str, change: dict[str, dict[str, Any]]) -> Path:
+    """A second config file beside the render's own, with ``change`` merged into its sections."""
+    config = yaml.safe_load((project / "configs" / "config.yaml").read_text())
+    for section, values in change.items():
+        config[section].update(values)
+    path = project / "configs" / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

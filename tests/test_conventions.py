@@ -23,9 +23,9 @@ import pytest
 import yaml
 
 from tests.helpers import ROOT, answers, free_port, http, project_env, render, run, server_process
+from tests.matrix import FRAMEWORKS
 
 BIN = Path(sys.executable).parent
-FRAMEWORKS = ["sklearn", "xgboost", "pytorch", "tensorflow"]
 # The Apache License 2.0 as published (LICENSE-2.0.txt).
 APACHE_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")

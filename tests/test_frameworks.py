@@ -39,35 +39,8 @@ from tests.helpers import (
     served,
     strict_json,
 )
-
-FRAMEWORKS = ("sklearn", "xgboost", "pytorch", "tensorflow")
-# The modules that must be the same text whatever the framework.
-SHARED_MODULES = (
-    "data",
-    "features",
-    "train",
-    "evaluate",
-    "serve",
-    "monitor",
-    "metrics",
-    "config",
-    "artifacts",
-    "export",
-    "runtime",
-    "bundle",
-)
-# The only files a framework choice may change.
-FRAMEWORK_FILES = {"model.py", "pyproject.toml", "configs/config.yaml", "README.md", ".copier-answers.yml"}
-
-
-def project_files(project: Path) -> dict[str, str]:
-    slug = answers(project)["project_slug"]
-    files = {}
-    for path in sorted(project.rglob("*")):
-        if path.is_file() and ".git" not in path.parts:
-            relative = path.relative_to(project).as_posix()
-            files[relative.replace(f"src/{slug}/", "")] = path.read_text(encoding="utf-8", errors="replace")
-    return files
+from tests.matrix import FRAMEWORK_FILES, FRAMEWORKS, project_files
+from tests.matrix import FRAMEWORK_SHARED_MODULES as SHARED_MODULES
 
 
 @pytest.fixture(scope="module")

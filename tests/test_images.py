@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.browser import assert_loaded_offline, open_page
 from tests.helpers import (
     PROJECT_COMMANDS,
     answers,
@@ -39,52 +40,8 @@ from tests.helpers import (
     server_process,
     strict_json,
 )
-from tests.test_frameworks import SHARED_MODULES as FRAMEWORK_SHARED
-from tests.test_frameworks import project_files
-from tests.test_serving import assert_loaded_offline, browser, open_page  # noqa: F401 (browser: a fixture)
-
-# Modules whose text must not depend on the modality: those shared across frameworks, less the data
-# and features modules (their job differs), and the reports, promotion and sources besides.
-SHARED_MODULES = (
-    *(name for name in FRAMEWORK_SHARED if name not in {"data", "features"}),
-    "promote",
-    "report",
-    "site",
-    "diagnostics",
-    "sources",
-    "tracking",
-)
-# What the modality may change: the modules whose job differs, the deep models, and their tests.
-# Rendered only for the modalities whose files hold dates (tabular date columns, a time column), and
-# the same module in both.
-DATE_FILES = {"dates.py"}
-MODALITY_FILES = {
-    "data.py",
-    "schema.py",
-    "features.py",
-    "contract.py",
-    "model.py",
-    "pyproject.toml",
-    "Dockerfile",  # the venv the API's image takes by default: the slim one where models export to ONNX
-    "configs/config.yaml",
-    "README.md",
-    ".copier-answers.yml",
-    "tests/conftest.py",
-    "tests/test_data.py",
-    "tests/test_serve.py",
-    "tests/test_monitor.py",
-    "tests/test_evaluate.py",
-    "tests/test_train.py",
-    "tests/test_export.py",
-}
-
-
-# The same identity in every render: the demo's name and story otherwise follow the modality.
-SAME_STORY = {
-    "project_name": "Portfolio Project",
-    "description": "A model from problem to service.",
-    "problem_statement": "A team needs decisions made for it, the unclear ones sent to a person.",
-}
+from tests.matrix import DATE_FILES, MODALITY_FILES, SAME_STORY, frameworks_for, project_files
+from tests.matrix import MODALITY_SHARED_MODULES as SHARED_MODULES
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +215,7 @@ def messy_folder(project: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["sklearn", "pytorch", "tensorflow"])
+@pytest.mark.parametrize("framework", frameworks_for("image"))
 def test_image_project_runs_end_to_end(
     tmp_path: Path, framework: str, request: pytest.FixtureRequest
 ) -> None:

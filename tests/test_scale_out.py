@@ -45,6 +45,7 @@ from tests.helpers import (
     two_node_ray_cluster,
     wait_for,
 )
+from tests.matrix import FRAMEWORKS
 
 # What an XGBoost render needs beyond a Keras render's environment (its pyproject's dependency lines).
 XGBOOST_PACKAGES = ["xgboost-cpu>=2.1", "onnxmltools>=1.12"]
@@ -88,7 +89,7 @@ def test_a_local_render_has_no_trace_of_ray(tmp_path: Path) -> None:
 
 
 def test_ray_is_offered_for_every_framework_and_refused_for_other_modalities(tmp_path: Path) -> None:
-    for framework in ("sklearn", "xgboost", "pytorch", "tensorflow"):
+    for framework in FRAMEWORKS:
         project = render(tmp_path / framework, {"framework": framework, "compute": "ray"})
         assert (project / "src" / answers(project)["project_slug"] / "distributed.py").is_file()
     image = copy_command(tmp_path / "image", {"modality": "image", "compute": "ray"})

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.browser import assert_loaded_offline, open_page
 from tests.helpers import ROOT, answers, free_port, fuzz_api, http, project_env, render, run, served
 
 pytestmark = pytest.mark.slow
@@ -36,8 +37,6 @@ pytestmark = pytest.mark.slow
 FRAMEWORKS = ("sklearn", "pytorch")
 API_KEY = "test-key-0123456789"
 KEY = {"X-API-Key": API_KEY}
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 EXIT_DRIFT = 3
 
 
@@ -89,61 +88,6 @@ def numeric_names(live: Live) -> list[str]:
 
 def categorical_names(live: Live) -> list[str]:
     return [f["name"] for f in live.meta["features"] if f["kind"] == "categorical"]
-
-
-# ---------------------------------------------------------------- the browser
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Headless Chromium that can reach 127.0.0.1 and nothing else (every other name fails to resolve)."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{missing} missing: apt-get install chromium chromium-driver (.ci/run does)"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def open_page(driver: Any, url: str) -> None:
-    """Load ``url`` with an empty console log (the log keeps what earlier pages printed)."""
-    driver.get_log("browser")
-    driver.get(url)
-
-
-def assert_loaded_offline(driver: Any, base: str) -> None:
-    """Everything the page fetched came from the server itself, and the console shows no error."""
-    fetched = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href])"
-    )
-    foreign = [url for url in fetched if not url.startswith(base + "/")]
-    assert not foreign, f"page fetched from elsewhere: {foreign}"
-    errors = [
-        entry["message"]
-        for entry in driver.get_log("browser")
-        if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]
-    ]
-    assert not errors, errors
 
 
 def test_demo_page_predicts_in_a_real_browser(live: Live, browser: Any) -> None:

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.browser import assert_loaded_offline, open_page
 from tests.helpers import (
     PROJECT_COMMANDS,
     answers,
@@ -35,14 +36,19 @@ from tests.helpers import (
     serve_command,
     server_process,
     strict_json,
+    with_config,
 )
-from tests.test_frameworks import project_files
-from tests.test_images import DATE_FILES, MODALITY_FILES, SAME_STORY, SHARED_MODULES
-from tests.test_serving import assert_loaded_offline, browser, open_page  # noqa: F401 (browser: a fixture)
-from tests.test_timeseries import with_config
+from tests.matrix import (
+    DATE_FILES,
+    FRAMEWORK_FILES,
+    MODALITY_FILES,
+    SAME_STORY,
+    frameworks_for,
+    project_files,
+)
+from tests.matrix import MODALITY_SHARED_MODULES as SHARED_MODULES
 
 # What one text framework may change against another: the model module and what names it.
-FRAMEWORK_FILES = {"model.py", "pyproject.toml", "configs/config.yaml", "README.md", ".copier-answers.yml"}
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +176,7 @@ def check_demo_page(driver: Any, base: str, meta: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["sklearn", "xgboost", "pytorch", "tensorflow"])
+@pytest.mark.parametrize("framework", frameworks_for("text"))
 def test_text_project_runs_end_to_end(tmp_path: Path, framework: str, request: pytest.FixtureRequest) -> None:
     project = render(tmp_path / "p", {"modality": "text", "framework": framework})
     slug = answers(project)["project_slug"]

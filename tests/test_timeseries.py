@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.browser import assert_loaded_offline, open_page
 from tests.helpers import (
     PROJECT_COMMANDS,
     answers,
@@ -33,10 +34,10 @@ from tests.helpers import (
     serve_command,
     server_process,
     strict_json,
+    with_config,
 )
-from tests.test_frameworks import project_files
-from tests.test_images import DATE_FILES, MODALITY_FILES, SAME_STORY, SHARED_MODULES
-from tests.test_serving import assert_loaded_offline, browser, open_page  # noqa: F401 (browser: a fixture)
+from tests.matrix import DATE_FILES, MODALITY_FILES, SAME_STORY, frameworks_for, project_files
+from tests.matrix import MODALITY_SHARED_MODULES as SHARED_MODULES
 
 # What a forecasting render may change besides the image modality's files: its leakage test.
 FORECASTING_FILES = {*MODALITY_FILES, "tests/test_features.py"}
@@ -157,15 +158,6 @@ def messy_csv(path: Path) -> Path:
     return path
 
 
-def with_config(project: Path, name: str, change: dict[str, dict[str, Any]]) -> Path:
-    config = yaml.safe_load((project / "configs" / "config.yaml").read_text())
-    for section, values in change.items():
-        config[section].update(values)
-    path = project / "configs" / name
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def refused(base: str, body: dict[str, Any]) -> dict[str, Any]:
     status, answer = http("POST", f"{base}/forecast", body)
     assert status == 422, (status, answer)
@@ -225,7 +217,7 @@ def check_demo_page(driver: Any, base: str, meta: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["sklearn", "xgboost", "pytorch", "tensorflow"])
+@pytest.mark.parametrize("framework", frameworks_for("timeseries"))
 def test_forecasting_project_runs_end_to_end(
     tmp_path: Path, framework: str, request: pytest.FixtureRequest
 ) -> None:
