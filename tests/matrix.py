@@ -67,6 +67,7 @@ FRAMEWORK_SHARED_MODULES = (
     "export",
     "runtime",
     "bundle",
+    "protocols",
 )
 # The only files a framework choice may change.
 FRAMEWORK_FILES = {"model.py", "pyproject.toml", "configs/config.yaml", "README.md", ".copier-answers.yml"}

@@ -34,8 +34,7 @@ from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
-from . import budget
-from . import features as modality
+from . import budget, features
 from .bundle import decide
 from .config import Config, too_sparse
 from .data import Schema
@@ -48,6 +47,9 @@ from .metrics import (
     regression_metrics,
 )
 from .model import build_model
+from .protocols import ModalityFeatures
+
+modality: ModalityFeatures = features  # this modality's module, held to the contract by mypy
 
 # Metrics about the positive class mean nothing on a group without positive cases.
 POSITIVE_CLASS_METRICS = frozenset({"f1", "precision", "recall", "roc_auc"})
@@ -89,9 +91,8 @@ class ProjectEstimator(BaseEstimator):
 def holdout(config: Config, features: pd.DataFrame, target: pd.Series) -> list[Any]:
     """A fifth of the rows kept aside to stop training early on: a seeded, stratified draw, or the
     modality's own choice (forecasting keeps each series' latest steps: time never runs backwards)."""
-    own = getattr(modality, "holdout", None)
-    if own is not None:
-        return list(own(config, features, target))
+    if modality.holdout is not None:
+        return list(modality.holdout(config, features, target))
     stratify = target if config.is_classification else None
     return list(
         train_test_split(features, target, test_size=0.2, random_state=config.seed, stratify=stratify)
@@ -214,16 +215,14 @@ def _pair(low: float, high: float) -> list[float] | None:
 def linear_reference(config: Config, schema: Schema) -> tuple[str, Any]:
     """A simple, strong model on the same features: the bar a complex one must clear to earn its keep
     (a modality may define its own: forecasting fits a ridge regression on the lags)."""
-    own = getattr(modality, "linear_reference", None)
-    if own is not None:
-        name, model = own(config, schema)
-        return name, model
+    if modality.linear_reference is not None:
+        return modality.linear_reference(config, schema)
     if config.is_classification:
         estimator: Any = LogisticRegression(C=1.0, max_iter=2000)
         name = "Logistic regression (L2)"
     else:
         estimator, name = Ridge(alpha=1.0), "Ridge regression"
-    preprocessor = modality.build_preprocessor(schema)  # type: ignore[attr-defined,unused-ignore]
+    preprocessor = features.build_preprocessor(schema)  # type: ignore[attr-defined,unused-ignore]
     return name, Pipeline([("preprocess", preprocessor), ("estimator", estimator)])
 
 
@@ -239,7 +238,7 @@ def cross_validation(
     as many folds and rows as the training ``fit``'s measured cost lets ``evaluation.cv_seconds`` pay."""
     if config.evaluation.cv_folds == 0:
         return None
-    by_time = getattr(modality, "folds", None)  # forecasting: a rolling-origin backtest, never shuffled
+    by_time = modality.folds  # forecasting: a rolling-origin backtest, never shuffled
     plan = budget.cross_validation(config.evaluation, fit, len(target), by_time=by_time is not None)
     folds = plan.folds
     names = list(CLASSIFICATION if config.is_classification else REGRESSION)
@@ -347,7 +346,7 @@ def importances(
     """Permutation importance of every feature on the test set: how much the target metric drops
     when that feature's values are shuffled (model-agnostic, so every framework gets it). None where
     the rows are not independent records (a forecast's inputs are the series' own past)."""
-    if not getattr(modality, "PERMUTABLE", True):
+    if not modality.PERMUTABLE:
         return []
     metric, sign = config.evaluation.metric, 1.0 if config.evaluation.higher_is_better else -1.0
 

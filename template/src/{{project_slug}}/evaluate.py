@@ -39,7 +39,10 @@ from .config import ERRORS, Config
 from .features import split_xy
 from .metrics import classification_metrics, error_scale, gate, regression_metrics
 from .promote import Decision, newest_candidate, promote
+from .protocols import ModalityFeatures
 from .train import TrainedModel, load_trained
+
+modality: ModalityFeatures = features  # this modality's module, held to the contract by mypy
 
 MIN_SLICE_ROWS = 5  # fewer rows and a slice's metric is noise: reported, never flagged
 
@@ -80,9 +83,8 @@ def _metrics(
 def _dummies(config: Config, schema: data.Schema, classes: list[Any], positive: Any) -> dict[str, Any]:
     """Models that ignore the features: the bar any real model must clear. A modality may bring its
     own (forecasting: the naive and seasonal-naive forecasts)."""
-    own = getattr(features, "baselines", None)
-    if own is not None:
-        return dict(own(config, schema))
+    if modality.baselines is not None:
+        return dict(modality.baselines(config, schema))
     if not config.is_classification:
         return {"mean": DummyRegressor(strategy="mean"), "median": DummyRegressor(strategy="median")}
     dummies: dict[str, Any] = {
@@ -178,7 +180,7 @@ def slice_metrics(
     overall; and the between-group summary (difference, ratio, parity and equalized odds) of the
     configured column. A modality may slice by its own columns too (texts: by length)."""
     column = config.evaluation.slice_column
-    columns = [name for name in (column, *getattr(features, "SLICE_COLUMNS", ())) if name]
+    columns = [name for name in (column, *modality.SLICE_COLUMNS) if name]
     missing = [name for name in columns if name not in test.columns]
     if missing:
         raise ValueError(f"evaluation.slice_column {missing[0]!r} is not a column of the data (make data)")
@@ -510,9 +512,8 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     if assess is not None:
         report.update(assess(x_test, y_test))
     # What only the inputs can show (texts: the n-grams that sway the model, its surest mistakes).
-    explain = getattr(features, "explain", None)
-    if explain is not None:
-        report.update(explain(trained, x_test, y_test, y_pred, proba))
+    if modality.explain is not None:
+        report.update(modality.explain(trained, x_test, y_test, y_pred, proba))
     if config.is_classification and proba is not None:
         report["positive_class"] = positive  # what f1, precision, recall and the curves are about
         report["decision_threshold"] = trained.threshold

@@ -28,6 +28,9 @@ from .config import Config
 from .data import Schema
 from .features import split_xy
 from .model import Model
+from .protocols import ModalityFeatures
+
+modality: ModalityFeatures = features  # this modality's module, held to the contract by mypy
 
 if TYPE_CHECKING:  # imported where a graph is built: a model with no ONNX path never pays for it
     import onnx
@@ -87,7 +90,7 @@ def build_graph(model: Model, schema: Schema) -> tuple[onnx.ModelProto, dict[str
     """The preprocessing and model graphs joined, and what the runtime needs to feed and read it."""
     import onnx
 
-    for_onnx = getattr(features, "for_onnx", None)  # the modality's part
+    for_onnx = modality.for_onnx  # the modality's part
     onnx_parts = getattr(framework, "onnx_parts", None)  # the framework's part
     if for_onnx is None:
         raise ExportError("no ONNX export for this kind of data yet")

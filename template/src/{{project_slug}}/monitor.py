@@ -36,7 +36,10 @@ from scipy import stats
 from . import artifacts, data, features
 from .config import Config
 from .features import split_xy, to_frame
+from .protocols import ModalityFeatures
 from .train import TrainedModel, load_trained
+
+modality: ModalityFeatures = features  # this modality's module, held to the contract by mypy
 
 EXIT_DRIFT = 3
 SMOOTHING = 0.5  # pseudo-count per bin, so an empty bin does not dominate the index
@@ -374,7 +377,7 @@ def _output_shift(
 def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
     """Compare ``current_path`` (default: the logged predictions, else ``monitor.current``) with training."""
     # The log holds inputs to compare, unless the modality logs requests (a forecast's) instead.
-    reads_log = current_path is None and getattr(features, "LOGGED_INPUTS", True)
+    reads_log = current_path is None and modality.LOGGED_INPUTS
     logged = load_logged(config) if reads_log else None
     if logged is not None:
         source, current = str(config.predictions_dir), logged
@@ -385,7 +388,7 @@ def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
         source, current = str(path), data.read_current(path, config)
     schema = data.load_schema(config)
     report = detect_drift(data.load_split(config, "train"), current, schema, config)
-    realised = getattr(features, "realised_error", None)
+    realised = modality.realised_error
     if realised is None:
         report["prediction"] = _prediction_shift(config, current, schema)
     else:  # forecasting: what happened, against what the served model forecast for it
