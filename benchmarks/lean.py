@@ -11,7 +11,7 @@ is timed one after another, so no two compete for the cores; each figure is the 
 A pair the template does not offer (XGBoost for images) is listed as such. The targets are the
 issue's, on an idle 2-core machine: a render's own tests at most 60 s and 3x the first release's;
 ``make all`` at most 20 s and 3x for the tabular default, at most 60 s and 9x for every other
-modality; ``mlfolio new`` (with its install) -> ``make all`` -> the first answered ``POST
+render; ``mlfolio new`` (with its install) -> ``make all`` -> the first answered ``POST
 /predict``, at most 30 s for the default, beside the first release's. A missed target is marked
 ``!``; on a busy machine the ratios are what counts.
 """
@@ -37,7 +37,9 @@ from tests.matrix import FRAMEWORKS, MODALITIES
 FIRST_RELEASE = "92096fe784d967756f0e39dc5a6794ce0c7bfacd"
 TESTS_TARGET = (60.0, 3.0)
 FIRST_PREDICTION_TARGET = 30.0
-MAKE_ALL_TARGET = {"tabular": (20.0, 3.0), "other": (60.0, 9.0)}
+# The issue's make all targets: the tabular default (scikit-learn) at most 20 s and x3; every other
+# render (the image, text and time-series defaults with every framework) at most 60 s and x9.
+MAKE_ALL_TARGET = {"default": (20.0, 3.0), "other": (60.0, 9.0)}
 
 
 @dataclass
@@ -112,7 +114,7 @@ def main() -> None:
         print(
             f"Own tests and make all, idle targets: tests {TESTS_TARGET[0]:.0f} s and x{TESTS_TARGET[1]:.0f};"
         )
-        print("make all 20 s and x3 (tabular), 60 s and x9 (other modalities). '!' marks a missed target.\n")
+        print("make all 20 s and x3 (tabular default), 60 s and x9 (the others). '!': a missed target.\n")
         print(f"{'render':<24} {'tests s':>8} {'x v0.1.0':>9}   {'make all s':>10} {'x v0.1.0':>9}")
         print(f"{'v0.1.0 default':<24} {base.tests:>8.1f} {1:>9.2f}   {base.make_all:>10.1f} {1:>9.2f}")
         for (modality, framework), rendered in renders.items():
@@ -122,7 +124,8 @@ def main() -> None:
                 continue
             now = measure(rendered)
             tests_ratio, all_ratio = now.tests / base.tests, now.make_all / base.make_all
-            all_target = MAKE_ALL_TARGET["tabular" if modality == "tabular" else "other"]
+            default = (modality, framework) == (MODALITIES[0], FRAMEWORKS[0])
+            all_target = MAKE_ALL_TARGET["default" if default else "other"]
             tests_mark = verdict(now.tests, tests_ratio, TESTS_TARGET)
             all_mark = verdict(now.make_all, all_ratio, all_target)
             print(
