@@ -232,7 +232,12 @@ def test_forecasting_project_runs_end_to_end(
     assert report["test"]["mase"] < 1.0
     assert report["test"]["mase"] < report["baseline"]["mase"]
     backtest = report["cross_validation"]["metrics"]["mase"]
-    assert len(backtest["folds"]) == 3
+    # The configured three folds, unless the folds already run showed a third would pass
+    # evaluation.cv_seconds (a busy machine): then the plan in the report says so.
+    folds = report["cross_validation"]["folds"]
+    assert folds in (2, 3), report["cross_validation"]
+    assert len(backtest["folds"]) == folds
+    assert folds == 3 or "stopped after 2 of 3 folds" in report["cross_validation"]["plan"]
     assert backtest["mean"] < 1.0
     interval = report["forecast"]["interval"]
     assert interval["level"] == 0.9
