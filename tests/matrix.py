@@ -42,6 +42,12 @@ def offered(question: str, value: str, **answered: str) -> bool:
     return not jinja2.Template(validator).render(**answered).strip()
 
 
+def default(question: str, **answered: str) -> str:
+    """The template's default answer to ``question`` given the others, rendered as Copier does (the
+    default framework depends on the modality)."""
+    return jinja2.Template(str(_questions()[question]["default"])).render(**answered)
+
+
 MODALITIES = tuple(_choices("modality"))
 FRAMEWORKS = tuple(_choices("framework"))
 

@@ -48,8 +48,6 @@ from tests.matrix import (
 )
 from tests.matrix import MODALITY_SHARED_MODULES as SHARED_MODULES
 
-# What one text framework may change against another: the model module and what names it.
-
 
 @pytest.fixture(scope="module")
 def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
