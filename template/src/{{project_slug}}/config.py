@@ -134,7 +134,8 @@ class EvaluationConfig(_Section):
     # k-fold cross-validation of the training procedure on train + validation (0 switches it off).
     cv_folds: int = Field(default=5, ge=0, le=20)
     # About this many seconds of cross-validation, estimated from the training fit's time: beyond it,
-    # fewer rows, then fewer folds (the report says which and why). None: always as configured.
+    # fewer rows, then fewer folds; and no fold starts once those run say it would pass (never under
+    # two). The report says which and why. None: always as configured.
     cv_seconds: float | None = Field(default=20.0, gt=0)
     permutation_repeats: int = Field(default=3, ge=1, le=100)
     # Cross-validation, permutation importance and partial dependence use a seeded sample of at most
