@@ -74,9 +74,18 @@ FRAMEWORK_SHARED_MODULES = (
     "runtime",
     "bundle",
     "protocols",
+    "learning",
 )
-# The only files a framework choice may change.
-FRAMEWORK_FILES = {"model.py", "pyproject.toml", "configs/config.yaml", "README.md", ".copier-answers.yml"}
+# What the framework may change: its model module, its one training loop (a network framework's own
+# module, absent for the others), the dependency lines and what documents them.
+FRAMEWORK_FILES = {
+    "model.py",
+    "loop.py",
+    "pyproject.toml",
+    "configs/config.yaml",
+    "README.md",
+    ".copier-answers.yml",
+}
 
 # Modules whose text must not depend on the modality: those shared across frameworks, less the data
 # and features modules (their job differs), and the reports, promotion and sources besides.

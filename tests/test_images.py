@@ -67,6 +67,8 @@ def test_the_modality_changes_only_the_modules_whose_job_differs(renders: dict[s
     for module in SHARED_MODULES:
         texts = {files[name][f"{module}.py"] for name in files}
         assert len(texts) == 1, f"{module}.py differs between modalities"
+    # PyTorch's one training loop trains the tabular and the image network alike.
+    assert files["tabular"]["loop.py"] == files["image"]["loop.py"]
     # The scikit-learn model module reads tabular features and pixels alike.
     assert files["image-sklearn"]["model.py"] == files["tabular-sklearn"]["model.py"]
 
