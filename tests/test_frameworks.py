@@ -69,7 +69,7 @@ def test_framework_changes_only_the_model_module_and_its_dependency_lines(render
         texts = {framework: files[framework][f"{module}.py"] for framework in FRAMEWORKS}
         assert len(set(texts.values())) == 1, f"{module}.py differs between frameworks"
     # One training loop per network framework, in a module of its own; the others fit in one call.
-    assert {framework for framework in FRAMEWORKS if "loop.py" in files[framework]} == {"pytorch"}
+    assert {framework for framework in FRAMEWORKS if "loop.py" in files[framework]} == {"pytorch", "tensorflow"}
 
 
 def without_target(makefile: str, target: str) -> str:
