@@ -65,7 +65,7 @@ FRAMEWORK_SHARED_MODULES = (
     "features",
     "train",
     "evaluate",
-    "serve",
+    *(f"serve/{name}" for name in ("__init__", "app", "bodies", "guard", "logs", "predictor")),
     "monitor",
     "metrics",
     "config",

@@ -199,7 +199,7 @@ def test_flags_and_data_file_answer_questions(tmp_path: Path) -> None:
     assert recorded["project_name"] == "Progress Forecast"  # the flag wins over the file
     assert recorded["project_slug"] == "progress_forecast"
     assert recorded["target_threshold"] == 60.0
-    assert not (dest / "src" / "progress_forecast" / "serve.py").exists()
+    assert not (dest / "src" / "progress_forecast" / "serve").exists()
     assert not (dest / ".git").exists()
 
 

@@ -61,7 +61,8 @@ def test_default_render_has_the_recognisable_layout(tmp_path: Path) -> None:
         f"src/{slug}/model.py",
         f"src/{slug}/train.py",
         f"src/{slug}/evaluate.py",
-        f"src/{slug}/serve.py",
+        f"src/{slug}/serve/__init__.py",
+        f"src/{slug}/serve/app.py",
         f"src/{slug}/monitor.py",
         f"src/{slug}/cli.py",
         "tests/conftest.py",
@@ -112,7 +113,7 @@ def test_a_slice_column_equal_to_the_target_in_another_case_is_refused(tmp_path:
 def test_serving_none_leaves_no_server(tmp_path: Path) -> None:
     project = render(tmp_path / "p", {"serving": "none"})
     slug = answers(project)["project_slug"]
-    assert not (project / "src" / slug / "serve.py").exists()
+    assert not (project / "src" / slug / "serve").exists()
     assert not (project / "tests" / "test_serve.py").exists()
     assert "fastapi" not in (project / "pyproject.toml").read_text()
     assert "serve" not in (project / "Makefile").read_text().split(".PHONY")[1].splitlines()[0]

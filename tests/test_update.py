@@ -321,14 +321,14 @@ def test_reanswering_serving_adds_the_service_and_its_tests(template_repo: Path,
     """Scenario 3: ``--data serving=fastapi`` on update is Copier's re-answer path."""
     project = new_v1(template_repo, tmp_path / "p", "--serving", "none", install=True)
     slug = answers(project)["project_slug"]
-    assert not (project / "src" / slug / "serve.py").exists()
+    assert not (project / "src" / slug / "serve").exists()
     edit_like_a_user(project)
 
     result = mlfolio("update", "--defaults", "--data", "serving=fastapi", cwd=project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "serving.concurrency" in result.stdout, result.stdout
     assert answers(project)["serving"] == "fastapi"
-    assert (project / "src" / slug / "serve.py").is_file()
+    assert (project / "src" / slug / "serve" / "app.py").is_file()
     assert (project / "tests" / "test_serve.py").is_file()
     assert "fastapi" in (project / "pyproject.toml").read_text()
     assert "re-synced" in result.stdout, "pyproject.toml changed, so the environment is re-synced"
