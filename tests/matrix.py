@@ -75,6 +75,7 @@ FRAMEWORK_SHARED_MODULES = (
     "bundle",
     "protocols",
     "learning",
+    "processed",
 )
 # What the framework may change: its model module, its one training loop (a network framework's own
 # module, absent for the others), the dependency lines and what documents them.

@@ -33,7 +33,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from . import artifacts, data, diagnostics, features, tracking
+from . import artifacts, data, diagnostics, features, processed, tracking
 from .bundle import decide
 from .config import ERRORS, Config
 from .features import split_xy
@@ -435,7 +435,7 @@ def evaluate(config: Config, require_better: bool = False, force: bool = False) 
     that passes its gate (and, with ``require_better``, beats the served model)."""
     directory = newest_candidate(config)
     trained = load_trained(config, directory)
-    train, test = data.load_split(config, "train"), data.load_split(config, "test")
+    train, test = processed.load_split(config, "train"), processed.load_split(config, "test")
     report = judge(trained, config, train, test)
     tuning = config.reports_dir / "tuning.json"
     if tuning.is_file():  # written by the tune stage, in projects that have one
@@ -468,7 +468,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     seconds: dict[str, float] = {}
     clock = _Clock(seconds)
 
-    validation = data.load_split(config, "validation")
+    validation = processed.load_split(config, "validation")
     seen = pd.concat([train, validation], ignore_index=True)
     with clock("references"):
         dummies, (linear_name, linear) = reference_predictions(trained, config, seen, test)
@@ -505,7 +505,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "permutation_importance": importance,
         "worst_predictions": diagnostics.worst_predictions(config, x_test, y_test, y_pred, proba, classes),
         "demo_examples": diagnostics.demo_examples(config, x_test, y_test, y_pred),
-        "data_quality": data.load_manifest(config).get("quality", {}),
+        "data_quality": processed.load_manifest(config).get("quality", {}),
     }
     # What only the model can measure (a forecaster: its intervals' coverage, the error by step).
     assess = getattr(trained.model, "assess", None)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import artifacts, data, features, runtime
+from . import artifacts, features, processed, runtime
 from . import model as framework
 from .bundle import decide
 from .config import Config
@@ -69,7 +69,7 @@ def export(
         staging.write_bytes(graph.SerializeToString())
     # Two implementations of one model compared on the test split: nothing is chosen or fitted there.
     try:
-        outcome = check(model, schema, data.load_split(config, "test"), path, spec, config, threshold)
+        outcome = check(model, schema, processed.load_split(config, "test"), path, spec, config, threshold)
     except Exception as error:  # ONNX Runtime's errors share no base class beyond Exception
         outcome = {"equivalent": False, "reason": f"ONNX Runtime cannot run it: {error}"}
     record = {

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import artifacts, data, features
+from . import artifacts, data, features, processed
 from .config import Config
 from .features import split_xy, to_frame
 from .protocols import ModalityFeatures
@@ -365,7 +365,7 @@ def _prediction_shift(config: Config, current: pd.DataFrame, schema: data.Schema
 def _output_shift(
     config: Config, trained: TrainedModel, current: pd.DataFrame, schema: data.Schema
 ) -> dict[str, Any]:
-    features, _ = split_xy(data.load_split(config, "validation"), schema)
+    features, _ = split_xy(processed.load_split(config, "validation"), schema)
     reference = pd.Series(trained.predict(features))
     if PREDICTION in current.columns:
         predicted = current[PREDICTION]
@@ -387,7 +387,7 @@ def monitor(config: Config, current_path: Path | None = None) -> DriftResult:
             raise FileNotFoundError(f"no data to monitor at {path}")
         source, current = str(path), data.read_current(path, config)
     schema = data.load_schema(config)
-    report = detect_drift(data.load_split(config, "train"), current, schema, config)
+    report = detect_drift(processed.load_split(config, "train"), current, schema, config)
     realised = modality.realised_error
     if realised is None:
         report["prediction"] = _prediction_shift(config, current, schema)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, data
+from . import artifacts, data, processed
 from .bundle import EVALUATION_FILE
 from .config import Config
 from .train import TrainedModel, load_trained, score
@@ -62,7 +62,7 @@ def held_out_score(config: Config, trained: TrainedModel) -> float:
     schema = data.load_schema(config)
     positive = trained.metadata.get("positive_class")
     metrics = score(
-        trained.model, data.load_split(config, "test"), schema, config, positive, trained.threshold
+        trained.model, processed.load_split(config, "test"), schema, config, positive, trained.threshold
     )
     return float(metrics[config.evaluation.metric])
 

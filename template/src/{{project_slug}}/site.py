@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import artifacts, data
+from . import artifacts, data, processed
 from .config import Config
 from .report import Results, has_service, headline, load_results, metrics_table, number, verdict
 
@@ -80,12 +80,14 @@ def class_counts(config: Config, target: str) -> pd.DataFrame | None:
     """Rows per class in each split (classification), read from the split files themselves."""
     if not config.is_classification:
         return None
-    counts = {name: data.load_split(config, name)[target].astype(str).value_counts() for name in data.SPLITS}
+    counts = {
+        name: processed.load_split(config, name)[target].astype(str).value_counts() for name in data.SPLITS
+    }
     return pd.DataFrame(counts).fillna(0).astype(int)
 
 
 def data_page(config: Config) -> Page:
-    manifest = data.load_manifest(config)
+    manifest = processed.load_manifest(config)
     schema = data.load_schema(config)
     quality = manifest.get("quality", {})
     rows = manifest["rows"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import artifacts, data, export, runtime, tracking
+from . import artifacts, data, export, processed, runtime, tracking
 from .bundle import Bundle, decide, open_bundle
 from .config import Config
 from .features import split_xy, to_frame
@@ -140,8 +140,9 @@ def train(config: Config) -> TrainedModel:
     one. Nothing is served from there; evaluation promotes a candidate that passes its gate.
     """
     schema = data.load_schema(config)
-    manifest = data.load_manifest(config)
-    train_frame, validation_frame = data.load_split(config, "train"), data.load_split(config, "validation")
+    manifest = processed.load_manifest(config)
+    train_frame = processed.load_split(config, "train")
+    validation_frame = processed.load_split(config, "validation")
     x_train, y_train = split_xy(train_frame, schema)
     x_val, y_val = split_xy(validation_frame, schema)
 
