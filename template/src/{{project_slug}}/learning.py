@@ -1,5 +1,6 @@
-"""What every model that learns in epochs or rounds shares, whatever its framework: the learning
-curve with its early-stopping bookkeeping, the figure of it, and the coding of class labels.
+"""What every model that learns in epochs or rounds shares, whatever its framework: the training
+settings every network reads of ``model.params``, the learning curve with its early-stopping
+bookkeeping, the figure of it, and the coding of class labels.
 
 The PyTorch and Keras networks keep their epochs here (``Curve``), so the card's learning curve, the
 ``epochs_trained`` and ``best_epoch`` it reports and the saved ``history`` read alike for both; a
@@ -12,13 +13,43 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 from matplotlib.figure import Figure
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # A validation loss must beat the best by more than this to count as an improvement.
 MIN_IMPROVEMENT = 1e-6
+
+# The settings' bounds, once: a modality's network settings restate a default, never a bound.
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+LearningRate = Annotated[float, Field(gt=0)]
+WeightDecay = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class TrainingSettings(BaseModel):
+    """What every network's training reads of ``model.params``; each modality's ``NetworkParams``
+    (in its ``features`` module) adds the shape of its network and its own defaults. An unknown key
+    is an error, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dropout: Dropout = 0.1
+    learning_rate: LearningRate = 0.003
+    weight_decay: WeightDecay = 0.0001
+    batch_size: Count = 32
+    max_epochs: Count = 150
+    patience: Count = 10  # epochs without a better validation loss before training stops
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> Self:
+        """``model.params`` checked, or one line naming what is wrong with it."""
+        try:
+            return cls.model_validate(params)
+        except ValidationError as error:
+            raise ValueError(f"model.params in the config: {error}") from None
 
 
 @dataclass
