@@ -65,6 +65,7 @@ FRAMEWORK_SHARED_MODULES = (
     "features",
     "train",
     "evaluate",
+    "plots",
     *(f"serve/{name}" for name in ("__init__", "app", "bodies", "guard", "logs", "predictor")),
     "monitor",
     "metrics",
