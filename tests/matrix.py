@@ -66,6 +66,8 @@ FRAMEWORK_SHARED_MODULES = (
     "train",
     "evaluate",
     "plots",
+    "examples",
+    "fairness",
     *(f"serve/{name}" for name in ("__init__", "app", "bodies", "guard", "logs", "predictor")),
     "monitor",
     "metrics",

@@ -5,8 +5,8 @@ how wide is the uncertainty (``scipy.stats.bootstrap`` over test rows), how much
 procedure vary (scikit-learn's k-fold splitters, within a time budget), does a simple model do as
 well (a regularised linear model on the same features), are the probabilities calibrated
 (``calibration_curve``, Brier score), what drives the predictions (``permutation_importance``),
-where does it fail (the worst test predictions) and is it fair across groups (Fairlearn's
-``MetricFrame``).
+and what does the model learn from each feature (partial dependence, in ``plots``). Where it fails
+(the worst test predictions) is in ``examples``, whether it is fair across groups in ``fairness``.
 
 ``ProjectEstimator`` puts the project's model, whatever its framework, behind scikit-learn's estimator
 interface, so scikit-learn's tools run on every framework alike.
@@ -14,17 +14,13 @@ interface, so scikit-learn's tools run on every framework alike.
 
 from __future__ import annotations
 
-import base64
-import itertools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sklearn
-from fairlearn.metrics import MetricFrame, demographic_parity_difference, equalized_odds_difference
 from scipy import stats
 from sklearn.base import BaseEstimator
 from sklearn.calibration import calibration_curve
@@ -36,23 +32,13 @@ from sklearn.pipeline import Pipeline
 
 from . import budget, features
 from .bundle import decide
-from .config import Config, too_sparse
+from .config import Config
 from .data import Schema
-from .metrics import (
-    CLASSIFICATION,
-    FORECASTING,
-    REGRESSION,
-    classification_metrics,
-    coded_classification_metrics,
-    regression_metrics,
-)
+from .metrics import CLASSIFICATION, FORECASTING, REGRESSION, TaskMetrics
 from .model import build_model
 from .protocols import ModalityFeatures
 
 modality: ModalityFeatures = features  # this modality's module, held to the contract by mypy
-
-# Metrics about the positive class mean nothing on a group without positive cases.
-POSITIVE_CLASS_METRICS = frozenset({"f1", "precision", "recall", "roc_auc"})
 
 
 class ProjectEstimator(BaseEstimator):
@@ -97,54 +83,6 @@ def holdout(config: Config, features: pd.DataFrame, target: pd.Series) -> list[A
     return list(
         train_test_split(features, target, test_size=0.2, random_state=config.seed, stratify=stratify)
     )
-
-
-@dataclass(frozen=True)
-class TaskMetrics:
-    """Every metric of the task for (y_true, y_pred, proba): the shared definitions in ``metrics``.
-
-    ``only`` names the one metric a caller needs (a cheaper call). ``coded()`` gives the same metrics
-    on integer class codes, with the function that encodes labels: the bootstrap uses it, so callers
-    pass the classes once, here.
-    """
-
-    classification: bool
-    classes: tuple[Any, ...] = ()
-    positive: Any = None
-    scale: float | None = None  # forecasting: MASE's error scale (adds MASE and sMAPE)
-    on_codes: bool = False  # labels are the integer codes of ``classes``
-
-    def __call__(
-        self, y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
-    ) -> dict[str, float]:
-        if self.classification and self.on_codes:
-            return coded_classification_metrics(
-                np.asarray(y_true), np.asarray(y_pred), proba, len(self.classes), self.positive, only
-            )
-        if self.classification:
-            return classification_metrics(
-                np.asarray(y_true), np.asarray(y_pred), proba, list(self.classes), self.positive, only
-            )
-        return regression_metrics(np.asarray(y_true), np.asarray(y_pred), only, self.scale)
-
-    def coded(self) -> tuple[TaskMetrics, Callable[[np.ndarray], np.ndarray]]:
-        """These metrics on integer class codes, and the encoder (the identity for regression)."""
-        if not self.classes:
-            return self, lambda values: values
-        code = {label: index for index, label in enumerate(self.classes)}
-
-        def encode(labels: np.ndarray) -> np.ndarray:
-            return np.fromiter((code[label] for label in labels), dtype=np.int64, count=len(labels))
-
-        return TaskMetrics(True, tuple(range(len(self.classes))), code[self.positive], on_codes=True), encode
-
-
-def all_metrics(
-    config: Config, classes: Sequence[Any], positive: Any, scale: float | None = None
-) -> TaskMetrics:
-    """The metrics of this project's task (``classes`` and ``positive`` matter for classification,
-    ``scale``, the schema's error scale, for forecasting)."""
-    return TaskMetrics(config.is_classification, tuple(classes), positive, scale)
 
 
 # ---------------------------------------------------------------- uncertainty
@@ -374,140 +312,3 @@ def importances(
         for name, mean, std in zip(features.columns, means, spreads, strict=True)
     ]
     return sorted(rows, key=lambda row: -row["mean"])
-
-
-def worst_predictions(
-    config: Config,
-    features: pd.DataFrame,
-    y_true: pd.Series,
-    y_pred: np.ndarray,
-    proba: np.ndarray | None,
-    classes: list[Any],
-) -> list[dict[str, Any]]:
-    """The test rows the model gets most wrong: largest errors, or the most confident mistakes."""
-    count = config.evaluation.worst_predictions
-    truth = y_true.to_numpy()
-    if config.is_classification and proba is not None:
-        confidence = proba.max(axis=1)
-        wrong = np.flatnonzero(~_hits(truth, y_pred))
-        order = wrong[np.argsort(-confidence[wrong])][:count]
-        detail = [{"confidence": round(float(confidence[i]), 6)} for i in order]
-    else:
-        errors = _absolute_errors(truth, y_pred)
-        order = np.argsort(-errors)[:count]
-        detail = [{"absolute_error": round(float(errors[i]), 6)} for i in order]
-    return [
-        {"actual": truth[i], "predicted": y_pred[i], **extra, "features": record}
-        for i, extra, record in zip(order, detail, _records(features, order), strict=True)
-    ]
-
-
-def demo_examples(
-    config: Config, features: pd.DataFrame, y_true: pd.Series, y_pred: np.ndarray
-) -> list[dict[str, Any]]:
-    """``serving.demo_examples`` real test rows for the demo page: rows the model gets right (one
-    class after another, or the smallest errors) and the one it gets most wrong, so a visitor sees
-    both. None unless the config asks: a user's rows may be people's records. Only rows the API
-    answers are offered: one with more missing features than ``serving.max_missing_share`` would
-    be refused (422) when the visitor picks it."""
-    count = config.serving.demo_examples
-    if not count:
-        return []
-    truth = y_true.to_numpy()
-    share, width = config.serving.max_missing_share, features.shape[1]
-    answered = np.array(
-        [not too_sparse(int(n), width, share) for n in features.isna().sum(axis=1)], dtype=bool
-    )
-    if config.is_classification:
-        right = _hits(truth, y_pred)
-        by_class = [
-            np.flatnonzero(answered & right & (truth == label)) for label in sorted(set(truth), key=str)
-        ]
-        chosen = [int(i) for row in itertools.zip_longest(*by_class) for i in row if i is not None]
-        wrong = np.flatnonzero(answered & ~right)
-    else:
-        usable = np.flatnonzero(answered)
-        order = usable[np.argsort(_absolute_errors(truth[usable], y_pred[usable]), kind="stable")]
-        chosen, wrong = [int(i) for i in order[: len(order) // 2]], order[-1:]
-    picks = chosen[: count - 1 if len(wrong) else count] + [int(i) for i in wrong[:1]]
-    return [
-        {"actual": truth[i], "predicted": y_pred[i], "correct": bool(i not in wrong), "features": record}
-        for i, record in zip(picks, _records(features, picks), strict=True)
-    ]
-
-
-def _hits(truth: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Row by row, whether the label is right (compared as Python values: labels may mix types)."""
-    return np.asarray([a == b for a, b in zip(truth, y_pred, strict=True)], dtype=bool)
-
-
-def _absolute_errors(truth: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    return np.abs(truth.astype(float) - np.asarray(y_pred, dtype=float))
-
-
-def _records(features: pd.DataFrame, rows: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
-    """Those rows as JSON-ready dicts: a missing value is None, never NaN; bytes (an image) base64."""
-    chosen = features.iloc[list(rows)].astype(object)
-    records = chosen.where(chosen.notna(), None).to_dict(orient="records")
-    return [{str(name): _json_ready(value) for name, value in record.items()} for record in records]
-
-
-def _json_ready(value: Any) -> Any:
-    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else value
-
-
-# ---------------------------------------------------------------- fairness
-def group_metrics(
-    config: Config,
-    y_true: pd.Series,
-    y_pred: np.ndarray,
-    proba: np.ndarray | None,
-    groups: pd.Series,
-    compute: TaskMetrics,
-) -> dict[str, Any]:
-    """The target metric per group with Fairlearn's MetricFrame: counts, between-group difference and
-    ratio, and for two classes demographic parity and equalized odds differences."""
-    metric, classes, positive = config.evaluation.metric, list(compute.classes), compute.positive
-    binary = config.is_classification and len(classes) == 2
-    column = classes.index(positive) if binary else None
-    scores = proba[:, column] if binary and proba is not None and column is not None else None
-
-    def target_metric(truth: Any, predicted: Any) -> float:
-        rows = np.asarray(predicted, dtype=int)
-        if binary and metric in POSITIVE_CLASS_METRICS and positive not in set(truth):
-            return np.nan  # about the positive class, on a group that has none
-        values = compute(y_true.to_numpy()[rows], y_pred[rows], None if proba is None else proba[rows])
-        return float(values.get(metric, np.nan))
-
-    # MetricFrame passes the rows of each group; the metric reads labels and scores by row index.
-    frame = MetricFrame(
-        metrics={metric: target_metric, "rows": lambda truth, predicted: len(truth)},
-        y_true=y_true.to_numpy(),
-        y_pred=np.arange(len(y_true)),
-        sensitive_features=groups.astype(str).to_numpy(),
-    )
-    by_group = frame.by_group
-    result: dict[str, Any] = {
-        "groups": {
-            str(name): {"rows": int(row["rows"]), metric: _finite(row[metric])}
-            for name, row in by_group.iterrows()
-        },
-        "difference": _finite(frame.difference()[metric]),
-        "ratio": _finite(frame.ratio()[metric]),
-    }
-    if binary and scores is not None:
-        hits = np.asarray([value == positive for value in y_true.to_numpy()], dtype=int)
-        decided = np.asarray([value == positive for value in y_pred], dtype=int)
-        sensitive = groups.astype(str).to_numpy()
-        result["demographic_parity_difference"] = _finite(
-            demographic_parity_difference(hits, decided, sensitive_features=sensitive)
-        )
-        result["equalized_odds_difference"] = _finite(
-            equalized_odds_difference(hits, decided, sensitive_features=sensitive)
-        )
-    return result
-
-
-def _finite(value: Any) -> float | None:
-    value = float(value)
-    return round(value, 6) if np.isfinite(value) else None

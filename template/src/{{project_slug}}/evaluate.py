@@ -22,11 +22,11 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import precision_recall_fscore_support
 
-from . import artifacts, data, diagnostics, features, plots, processed, tracking
+from . import artifacts, data, diagnostics, examples, fairness, features, plots, processed, tracking
 from .bundle import decide
 from .config import ERRORS, Config
 from .features import split_xy
-from .metrics import classification_metrics, error_scale, gate, regression_metrics
+from .metrics import all_metrics, classification_metrics, error_scale, gate, regression_metrics
 from .promote import Decision, newest_candidate, promote
 from .protocols import ModalityFeatures
 from .train import TrainedModel, load_trained
@@ -176,10 +176,10 @@ def slice_metrics(
     rows: list[dict[str, Any]] = []
     summary = None
     for name in columns:
-        found, fairness = _slices_of(trained, config, test, name, y_pred, proba, overall)
+        found, by_group = _slices_of(trained, config, test, name, y_pred, proba, overall)
         rows += found
         if name == column:
-            summary = {"column": column, **{key: value for key, value in fairness.items() if key != "groups"}}
+            summary = {"column": column, **{key: value for key, value in by_group.items() if key != "groups"}}
     return rows, summary
 
 
@@ -198,11 +198,11 @@ def _slices_of(
     classes = trained.model.classes if config.is_classification else []
     positive = trained.metadata.get("positive_class")
     y_true = test[trained.schema.target]
-    compute = diagnostics.all_metrics(config, classes, positive, error_scale(trained.schema))
-    fairness = diagnostics.group_metrics(config, y_true, y_pred, proba, groups, compute)
+    compute = all_metrics(config, classes, positive, error_scale(trained.schema))
+    by_group = fairness.group_metrics(config, y_true, y_pred, proba, groups, compute)
     rows = []
     for group in groups.cat.categories:  # low to high, as the groups are ordered
-        found = fairness["groups"].get(str(group))
+        found = by_group["groups"].get(str(group))
         if found is None:
             continue
         value, count = found[metric], found["rows"]
@@ -228,7 +228,7 @@ def _slices_of(
                 "note": note,
             }
         )
-    return rows, fairness
+    return rows, by_group
 
 
 def per_class_metrics(y_true: pd.Series, y_pred: np.ndarray) -> list[dict[str, Any]]:
@@ -299,7 +299,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
     y_pred, proba = trained.predictions(x_test)
     classes = trained.model.classes if config.is_classification else []
     positive = trained.metadata.get("positive_class")
-    compute = diagnostics.all_metrics(config, classes, positive, error_scale(schema))
+    compute = all_metrics(config, classes, positive, error_scale(schema))
     test_metrics = _metrics(trained, config, y_test, y_pred, proba)
     metric = evaluation.metric
     if test_metrics.get(metric) is None:
@@ -317,7 +317,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         truth = y_test.to_numpy()
         intervals = diagnostics.bootstrap_intervals(config, truth, (y_pred, proba), references, compute)
     with clock("slices"):
-        slices, fairness = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
+        slices, fair = slice_metrics(trained, config, test, y_pred, proba, test_metrics[metric])
     with clock("cross_validation"):
         x_seen, y_seen = split_xy(seen, schema)
         fit = trained.metadata.get("fit")
@@ -340,10 +340,10 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "per_class": per_class_metrics(y_test, y_pred) if config.is_classification else [],
         "slices": slices,
         "flagged_slices": [row["slice"] for row in slices if row["flagged"]],
-        "fairness": fairness,
+        "fairness": fair,
         "permutation_importance": importance,
-        "worst_predictions": diagnostics.worst_predictions(config, x_test, y_test, y_pred, proba, classes),
-        "demo_examples": diagnostics.demo_examples(config, x_test, y_test, y_pred),
+        "worst_predictions": examples.worst_predictions(config, x_test, y_test, y_pred, proba, classes),
+        "demo_examples": examples.demo_examples(config, x_test, y_test, y_pred),
         "data_quality": processed.load_manifest(config).get("quality", {}),
     }
     # What only the model can measure (a forecaster: its intervals' coverage, the error by step).

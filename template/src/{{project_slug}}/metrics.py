@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
 
-from .config import ERRORS
+from .config import ERRORS, Config
 
 CLASSIFICATION = ("f1", "accuracy", "precision", "recall", "roc_auc")
 # Labels or values: lists, or NumPy arrays (what the bootstrap resamples).
@@ -212,3 +213,55 @@ def gate(
         "higher_is_better": higher_is_better,
         "passed": bool(meets_threshold and gain >= margin and (gap or margin == 0)),
     }
+
+
+# Metrics about the positive class mean nothing on a group without positive cases.
+POSITIVE_CLASS_METRICS = frozenset({"f1", "precision", "recall", "roc_auc"})
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """Every metric of the task for (y_true, y_pred, proba): the shared definitions in ``metrics``.
+
+    ``only`` names the one metric a caller needs (a cheaper call). ``coded()`` gives the same metrics
+    on integer class codes, with the function that encodes labels: the bootstrap uses it, so callers
+    pass the classes once, here.
+    """
+
+    classification: bool
+    classes: tuple[Any, ...] = ()
+    positive: Any = None
+    scale: float | None = None  # forecasting: MASE's error scale (adds MASE and sMAPE)
+    on_codes: bool = False  # labels are the integer codes of ``classes``
+
+    def __call__(
+        self, y_true: Any, y_pred: Any, proba: np.ndarray | None = None, only: str | None = None
+    ) -> dict[str, float]:
+        if self.classification and self.on_codes:
+            return coded_classification_metrics(
+                np.asarray(y_true), np.asarray(y_pred), proba, len(self.classes), self.positive, only
+            )
+        if self.classification:
+            return classification_metrics(
+                np.asarray(y_true), np.asarray(y_pred), proba, list(self.classes), self.positive, only
+            )
+        return regression_metrics(np.asarray(y_true), np.asarray(y_pred), only, self.scale)
+
+    def coded(self) -> tuple[TaskMetrics, Callable[[np.ndarray], np.ndarray]]:
+        """These metrics on integer class codes, and the encoder (the identity for regression)."""
+        if not self.classes:
+            return self, lambda values: values
+        code = {label: index for index, label in enumerate(self.classes)}
+
+        def encode(labels: np.ndarray) -> np.ndarray:
+            return np.fromiter((code[label] for label in labels), dtype=np.int64, count=len(labels))
+
+        return TaskMetrics(True, tuple(range(len(self.classes))), code[self.positive], on_codes=True), encode
+
+
+def all_metrics(
+    config: Config, classes: Sequence[Any], positive: Any, scale: float | None = None
+) -> TaskMetrics:
+    """The metrics of this project's task (``classes`` and ``positive`` matter for classification,
+    ``scale``, the schema's error scale, for forecasting)."""
+    return TaskMetrics(config.is_classification, tuple(classes), positive, scale)
