@@ -28,7 +28,7 @@ from ..bundle import Bundle, gate_status, open_bundle
 from ..config import DEFAULT_CONFIG, Config, load_config
 from ..contract import too_many_missing
 from .bodies import FastJsonRoute
-from .guard import API_KEY_HEADER, Guard, Metrics
+from .guard import API_KEY_HEADER, Guard, Metrics, refuse
 from .logs import PredictionLog, error_log, log_config
 from .predictor import Predictor, PredictResponse, UnusableInput
 
@@ -218,19 +218,14 @@ def create_app(
         # Type, place and message of each error; never the input echoed back (it may be NaN or huge).
         detail = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()[:100]]
         note_refusal(request, 422)
-        return Response(orjson.dumps({"detail": detail}), status_code=422, media_type="application/json")
+        return refuse(422, detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def refused(request: Request, exc: StarletteHTTPException) -> Response:
         # The request contract's refusals (an upload that is not a usable image) and the router's.
         if exc.status_code in {413, 415, 422}:
             note_refusal(request, exc.status_code)
-        return Response(
-            orjson.dumps({"detail": exc.detail}),
-            status_code=exc.status_code,
-            media_type="application/json",
-            headers=exc.headers,
-        )
+        return refuse(exc.status_code, exc.detail, exc.headers)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -278,7 +273,7 @@ def create_app(
         """Predict one record or a batch (up to serving.max_batch records)."""
         empty = too_many_missing(records, config.serving.max_missing_share)
         if empty:
-            return _unprocessable(empty)
+            return refuse(422, empty)
         try:
             # A small batch for an ONNX graph is answered here; anything heavier waits for a thread.
             result = (
@@ -287,7 +282,7 @@ def create_app(
                 else await offload(one_at_a_time, records)
             )
         except UnusableInput as error:
-            return _unprocessable([{"type": "value_error", "loc": ["body", "records"], "msg": str(error)}])
+            return refuse(422, [{"type": "value_error", "loc": ["body", "records"], "msg": str(error)}])
         metrics.rows.inc(len(records))
         if accept_unknown:
             result["unknown_categories"] = predictor.inputs.unknown_categories(records)
@@ -335,10 +330,6 @@ def api_key_from_env() -> str | None:
             f"or unset it to serve without a key"
         )
     return value
-
-
-def _unprocessable(detail: list[dict[str, Any]]) -> Response:
-    return Response(orjson.dumps({"detail": detail}), status_code=422, media_type="application/json")
 
 
 # Routes that need the key when API_KEY is set (checked in Guard, before the body is read).

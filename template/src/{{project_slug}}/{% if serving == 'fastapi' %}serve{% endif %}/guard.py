@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -158,6 +158,9 @@ class Guard:
             access_log.info("request", extra={"fields": fields})
 
 
-def refuse(status: int, detail: str) -> Response:
-    """A refusal worded as FastAPI words one: a JSON object with its ``detail``."""
-    return Response(orjson.dumps({"detail": detail}), status_code=status, media_type="application/json")
+def refuse(status: int, detail: Any, headers: Mapping[str, str] | None = None) -> Response:
+    """A refusal worded as FastAPI words one: a JSON object with its ``detail`` (a message, or the
+    list of what is wrong with each field)."""
+    return Response(
+        orjson.dumps({"detail": detail}), status_code=status, media_type="application/json", headers=headers
+    )
