@@ -62,6 +62,7 @@ PAIRS = tuple((modality, framework) for modality in MODALITIES for framework in 
 # The modules that must be the same text whatever the framework.
 FRAMEWORK_SHARED_MODULES = (
     "data",
+    "datacard",
     "features",
     "train",
     "evaluate",
@@ -70,6 +71,7 @@ FRAMEWORK_SHARED_MODULES = (
     "fairness",
     *(f"serve/{name}" for name in ("__init__", "app", "bodies", "guard", "logs", "predictor")),
     "monitor",
+    "drift",
     "metrics",
     "config",
     "artifacts",
@@ -80,11 +82,13 @@ FRAMEWORK_SHARED_MODULES = (
     "learning",
     "processed",
 )
-# What the framework may change: its model module, its one training loop (a network framework's own
-# module, absent for the others), the dependency lines and what documents them.
+# What the framework may change: its model module, its one training loop and the model half every
+# network shares (a network framework's own modules, absent for the others), the dependency lines and
+# what documents them.
 FRAMEWORK_FILES = {
     "model.py",
     "loop.py",
+    "network.py",
     "pyproject.toml",
     "configs/config.yaml",
     "README.md",
@@ -94,7 +98,7 @@ FRAMEWORK_FILES = {
 # Modules whose text must not depend on the modality: those shared across frameworks, less the data
 # and features modules (their job differs), and the reports, promotion and sources besides.
 MODALITY_SHARED_MODULES = (
-    *(name for name in FRAMEWORK_SHARED_MODULES if name not in {"data", "features"}),
+    *(name for name in FRAMEWORK_SHARED_MODULES if name not in {"data", "datacard", "features"}),
     "promote",
     "report",
     "site",
@@ -108,6 +112,9 @@ DATE_FILES = {"dates.py"}
 # What the modality may change: the modules whose job differs, the deep models, and their tests.
 MODALITY_FILES = {
     "data.py",
+    "datacard.py",
+    "imaging.py",
+    "texts.py",
     "schema.py",
     "features.py",
     "contract.py",

@@ -41,7 +41,8 @@ from tests.matrix import DATE_FILES, MODALITY_FILES, SAME_STORY, frameworks_for,
 from tests.matrix import MODALITY_SHARED_MODULES as SHARED_MODULES
 
 # What a forecasting render may change besides the image modality's files: its leakage test.
-FORECASTING_FILES = {*MODALITY_FILES, "tests/test_features.py"}
+# A forecast's own files: the proof that no feature reads the future, and the forecaster itself.
+FORECASTING_FILES = {*MODALITY_FILES, "tests/test_features.py", "forecaster.py"}
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +70,22 @@ def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_the_modality_changes_only_the_modules_whose_job_differs(renders: dict[str, Path]) -> None:
     tabular, forecasting = project_files(renders["tabular"]), project_files(renders["timeseries"])
-    assert set(forecasting) - set(tabular) == {"tests/test_features.py"}
+    assert set(forecasting) - set(tabular) == {"tests/test_features.py", "forecaster.py"}
     assert set(tabular) - set(forecasting) == set()
     for module in DATE_FILES:  # one reading of dates for a table's columns and a series' time
         assert tabular[module] == forecasting[module], f"{module} differs between tabular and time series"
-    differing = {name for name in tabular if tabular[name] != forecasting[name]} | {"tests/test_features.py"}
+    differing = {name for name in tabular if tabular[name] != forecasting[name]}
+    differing |= {"tests/test_features.py", "forecaster.py"}
     unexpected = differing - FORECASTING_FILES
     assert unexpected == set(), f"time series changes {sorted(unexpected)}"
     assert {"data.py", "features.py", "contract.py", "model.py"} <= differing
     for module in SHARED_MODULES:
         same = tabular[f"{module}.py"] == forecasting[f"{module}.py"]
         assert same, f"{module}.py differs between modalities"
-    # The forecasting itself lives in features.py: the model modules only choose and save a regressor.
+    # The forecasting itself lives in forecaster.py: the model modules only choose and save a regressor.
     xgboost = project_files(renders["timeseries-xgboost"])
-    assert xgboost["features.py"] == forecasting["features.py"]
+    for module in ("forecaster.py", "features.py"):
+        assert xgboost[module] == forecasting[module], module
     assert len(xgboost["model.py"].splitlines()) < 60
     assert len(forecasting["model.py"].splitlines()) < 60
 

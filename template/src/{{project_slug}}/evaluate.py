@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.metrics import precision_recall_fscore_support
 
-from . import artifacts, data, diagnostics, examples, fairness, features, plots, processed, tracking
+from . import artifacts, data, datacard, diagnostics, examples, fairness, features, plots, processed, tracking
 from .bundle import decide
 from .config import ERRORS, Config
 from .features import split_xy
@@ -264,7 +264,7 @@ def write_model_card(report: dict[str, Any], trained: TrainedModel, config: Conf
         report=report,
         meta=trained.metadata,
         config=config,
-        quality_lines=data.quality_lines(report.get("data_quality", {})),
+        quality_lines=datacard.quality_lines(report.get("data_quality", {})),
     )
     artifacts.write_text(config.model_card_path, text)
 

@@ -24,6 +24,7 @@ from sklearn.metrics import (
 
 from . import artifacts, features
 from .config import Config
+from .protocols import TestPredictions
 from .train import TrainedModel
 
 
@@ -68,9 +69,8 @@ def draw(
     # Framework-specific figures (feature importance, learning curves): Model.figures() is optional.
     drawn += list(getattr(trained.model, "figures", list)())
     # Modality-specific figures of the inputs themselves (images: the most confidently wrong ones).
-    drawn += features.input_figures(
-        x_test, y_true, y_pred, proba, trained.model.classes if proba is not None else [], report
-    )
+    classes = trained.model.classes if proba is not None else []
+    drawn += features.input_figures(TestPredictions(x_test, y_true, y_pred, proba, classes), report)
     return [_save(figure, config, name) for name, figure in drawn]
 
 

@@ -2,8 +2,9 @@
 ``manifest.json``, written once and read back by every later stage.
 
 The modality's ``data`` module decides what the splits hold, builds its schema and counts what its
-checks found (``quality``); this module writes them the same way everywhere: each file atomically,
-then the manifest that fingerprints them (a SHA-256 per file and one over all of them, the
+checks found (``quality``); this module splits independent rows (``split``: seeded, stratified for
+classes; a series splits by time in its own module) and writes them the same way everywhere: each
+file atomically, then the manifest that fingerprints them (a SHA-256 per file and one over all of them, the
 ``data_hash`` every model's metadata records), so a model always names the exact data it saw.
 """
 
@@ -15,12 +16,26 @@ from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel
+from sklearn.model_selection import train_test_split
 
 from . import artifacts
 from .config import Config
 
 SCHEMA_FILE = "schema.json"
 MANIFEST_FILE = "manifest.json"
+
+
+def split(frame: pd.DataFrame, config: Config) -> dict[str, pd.DataFrame]:
+    """Train/validation/test with a fixed seed, stratified on the label for classification."""
+    target = config.data.target
+    stratify = frame[target] if config.is_classification else None
+    rest, test = train_test_split(
+        frame, test_size=config.data.test_size, random_state=config.seed, stratify=stratify
+    )
+    stratify = rest[target] if config.is_classification else None
+    share = config.data.validation_size / (1 - config.data.test_size)
+    train, validation = train_test_split(rest, test_size=share, random_state=config.seed, stratify=stratify)
+    return {"train": train, "validation": validation, "test": test}
 
 
 def write(

@@ -1,4 +1,5 @@
-"""What a modality's ``features`` module gives the shared stages: one Protocol, checked by mypy.
+"""The contracts the shared stages call by name, checked by mypy: what a modality's ``features``
+module gives them (``ModalityFeatures``) and what every framework's model does (``TrainableModel``).
 
 Diagnostics, evaluation, export, monitoring and tuning are the same text for every modality; what a
 modality does its own way is read from its ``features`` module under these names. A member set to
@@ -12,6 +13,7 @@ function of another shape, fails the type check instead of quietly falling back 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -21,6 +23,17 @@ from .config import Config
 from .schema import Schema
 
 Split = tuple[np.ndarray, np.ndarray]  # (rows to fit on, rows to score), as positions
+
+
+@dataclass(frozen=True)
+class TestPredictions:
+    """The test rows, their truth and what the model said of them: what a modality's own figures read."""
+
+    frame: pd.DataFrame
+    truth: pd.Series
+    predicted: np.ndarray
+    proba: np.ndarray | None
+    classes: list[Any]  # the columns of ``proba`` (none without probabilities)
 
 
 @runtime_checkable
@@ -66,3 +79,35 @@ class ModalityFeatures(Protocol):
     @property
     def explain(self) -> Callable[..., dict[str, Any]] | None:
         """What only the inputs can show in the report (texts: the n-grams that sway the model)."""
+
+    @property
+    def input_figures(self) -> Callable[[TestPredictions, Mapping[str, Any]], list[tuple[str, Any]]]:
+        """Figures of the inputs themselves, by file name (images: the most confidently wrong ones)."""
+
+
+@runtime_checkable
+class TrainableModel(Protocol):
+    """What every model module's ``Model`` gives the shared stages, whatever the framework: train.py
+    binds its ``Model`` to this, so mypy checks each framework's model against one contract. A
+    network's ``Model`` gets most of it from ``learning.EpochModel`` and its framework's
+    ``network.NetworkModel``."""
+
+    @property
+    def device(self) -> str:
+        """Where it trains and predicts ("cpu", "cuda", ...)."""
+
+    def fit(self, x_train: pd.DataFrame, y_train: pd.Series, x_val: pd.DataFrame, y_val: pd.Series) -> Any:
+        """Train on the training rows; the validation rows may stop it early, never train it."""
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Labels or values, one per row."""
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, columns in ``classes`` order."""
+
+    @property
+    def classes(self) -> list[Any]:
+        """The training classes (none for regression and forecasts)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Framework, architecture, parameters and device: what the metadata and model card say."""

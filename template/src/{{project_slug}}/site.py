@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from . import artifacts, data, processed
+from . import artifacts, data, datacard, processed
 from .config import Config
 from .report import Results, has_service, headline, load_results, metrics_table, number, verdict
 
@@ -103,9 +103,9 @@ def data_page(config: Config) -> Page:
     if counts is not None:
         lines += ["", "## Classes", "", "| Class | Train | Validation | Test |", "|---|---|---|---|"]
         lines += [f"| {label} | {' | '.join(str(v) for v in row)} |" for label, row in counts.iterrows()]
-    lines += ["", "## Features", "", *data.feature_table(schema, manifest)]
+    lines += ["", "## Features", "", *datacard.feature_table(schema, manifest)]
     lines += ["", "## What the data stage did, counted", ""]
-    lines += [f"- {line}" for line in data.quality_lines(quality)]
+    lines += [f"- {line}" for line in datacard.quality_lines(quality)]
     lines += ["", "## Fingerprints", "", "| File | SHA-256 |", "|---|---|"]
     lines += [f"| `{name}` | `{digest}` |" for name, digest in manifest["files"].items()]
     lines += ["", f"Data hash (every model records it): `{manifest['data_hash']}`"]

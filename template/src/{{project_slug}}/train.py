@@ -33,6 +33,10 @@ from .metrics import (
     regression_metrics,
 )
 from .model import FRAMEWORK, Model, build_model, load_model, save_model
+from .protocols import TrainableModel
+
+# Every framework's model honours one contract: mypy fails the render whose Model does not.
+MODEL_CONTRACT: type[TrainableModel] = Model
 
 # The "-cpu" names are the CPU-only builds that Linux installs of XGBoost and TensorFlow use.
 LIBRARIES = (
