@@ -44,6 +44,12 @@ class Bundle:
         """The cut-off chosen at training (binary classification), or None: the most probable class."""
         return self.metadata.get("decision_threshold")
 
+    @property
+    def native_model(self) -> Any:
+        """The framework's model when it is loaded (``train.TrainedModel``); None for a bundle opened
+        for its ONNX graph, which never imports the framework."""
+        return None
+
 
 def open_bundle(config: Config, directory: Path | None = None) -> Bundle:
     """The served bundle (or the one in ``directory``), refused with one line when it cannot be trusted.

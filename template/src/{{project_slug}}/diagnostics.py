@@ -169,7 +169,7 @@ def cross_validation(
     schema: Schema,
     features: pd.DataFrame,
     target: pd.Series,
-    compute: Callable[..., Any],
+    compute: TaskMetrics,
     fit: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Mean and spread of every metric over k folds of train + validation (``evaluation.cv_folds``),
@@ -180,7 +180,7 @@ def cross_validation(
     plan = budget.cross_validation(config.evaluation, fit, len(target), by_time=by_time is not None)
     folds = plan.folds
     names = list(CLASSIFICATION if config.is_classification else REGRESSION)
-    if getattr(compute, "scale", None) is not None:
+    if compute.scale is not None:
         names += FORECASTING
 
     def score(estimator: ProjectEstimator, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:

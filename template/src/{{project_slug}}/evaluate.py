@@ -347,9 +347,7 @@ def judge(trained: TrainedModel, config: Config, train: pd.DataFrame, test: pd.D
         "data_quality": processed.load_manifest(config).get("quality", {}),
     }
     # What only the model can measure (a forecaster: its intervals' coverage, the error by step).
-    assess = getattr(trained.model, "assess", None)
-    if assess is not None:
-        report.update(assess(x_test, y_test))
+    report.update(trained.model.assess(x_test, y_test))
     # What only the inputs can show (texts: the n-grams that sway the model, its surest mistakes).
     if modality.explain is not None:
         report.update(modality.explain(trained, x_test, y_test, y_pred, proba))

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import artifacts, features, processed, runtime
-from . import model as framework
+from . import artifacts, features, model, processed, runtime
 from .bundle import decide
 from .config import Config
 from .data import Schema
 from .features import split_xy
 from .model import Model
-from .protocols import ModalityFeatures
+from .protocols import ModalityFeatures, ModelModule
 
 modality: ModalityFeatures = features  # this modality's module, held to the contract by mypy
+framework: ModelModule = model  # this framework's model module, likewise
 
 if TYPE_CHECKING:  # imported where a graph is built: a model with no ONNX path never pays for it
     import onnx
@@ -91,7 +91,7 @@ def build_graph(model: Model, schema: Schema) -> tuple[onnx.ModelProto, dict[str
     import onnx
 
     for_onnx = modality.for_onnx  # the modality's part
-    onnx_parts = getattr(framework, "onnx_parts", None)  # the framework's part
+    onnx_parts = framework.onnx_parts  # the framework's part
     if for_onnx is None:
         raise ExportError("no ONNX export for this kind of data yet")
     if onnx_parts is None:

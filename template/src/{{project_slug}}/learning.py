@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import Config
+from .protocols import ModelDefaults
 
 # A validation loss must beat the best by more than this to count as an improvement.
 MIN_IMPROVEMENT = 1e-6
@@ -222,7 +223,7 @@ Params = TypeVar("Params", bound=TrainingSettings)
 SPEC_FILE = "network.json"
 
 
-class EpochModel(ABC, Generic[Params]):
+class EpochModel(ModelDefaults, ABC, Generic[Params]):
     """The framework-neutral half of every network model: settings, targets, the learning curve, the
     description the model card reads and the JSON saved beside the network. A framework's half
     (``network.NetworkModel``) trains, predicts and stores the network; a modality's model module

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from .config import ERRORS, Config
+from .schema import Schema
 
 CLASSIFICATION = ("f1", "accuracy", "precision", "recall", "roc_auc")
 # Labels or values: lists, or NumPy arrays (what the bootstrap resamples).
@@ -177,9 +178,9 @@ def regression_metrics(
     return {name: round(float(value()), 6) for name, value in result.items() if only in (None, name)}
 
 
-def error_scale(schema: Any) -> float | None:
+def error_scale(schema: Schema) -> float | None:
     """MASE's scale when the data is time series (its schema carries one), else None."""
-    return getattr(schema, "error_scale", None)
+    return schema.error_scale
 
 
 def _smape(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -63,11 +63,11 @@ def draw(
     if report["permutation_importance"]:
         drawn.append(("permutation_importance.png", _importance(config, report["permutation_importance"])))
     # scikit-learn's own estimator, when there is one, and numeric features to move (not pixels or text)
-    pipeline = getattr(trained.model, "pipeline", None)
+    pipeline = trained.model.pipeline
     if pipeline is not None and any(feature.kind == "numeric" for feature in trained.schema.features):
         drawn.append(("partial_dependence.png", _partial_dependence(trained, pipeline, x_test, report)))
-    # Framework-specific figures (feature importance, learning curves): Model.figures() is optional.
-    drawn += list(getattr(trained.model, "figures", list)())
+    # The model's own figures (feature importance, learning curves; none for most).
+    drawn += list(trained.model.figures())
     # Modality-specific figures of the inputs themselves (images: the most confidently wrong ones).
     classes = trained.model.classes if proba is not None else []
     drawn += features.input_figures(TestPredictions(x_test, y_true, y_pred, proba, classes), report)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from .config import Config
 from .schema import Schema
+
+if TYPE_CHECKING:  # annotations only: the ONNX service reads these contracts and never imports pandas
+    import pandas as pd
 
 Split = tuple[np.ndarray, np.ndarray]  # (rows to fit on, rows to score), as positions
 
@@ -85,12 +87,26 @@ class ModalityFeatures(Protocol):
         """Figures of the inputs themselves, by file name (images: the most confidently wrong ones)."""
 
 
+class ModelDefaults:
+    """What a model answers for the behaviour it does not have, stated once instead of probed for: no
+    scikit-learn pipeline on the raw features (partial dependence reads one), no figures of its own,
+    nothing to assess beyond the shared metrics (a forecaster adds its intervals' coverage)."""
+
+    pipeline: Any = None
+
+    def figures(self) -> list[tuple[str, Any]]:
+        return []
+
+    def assess(self, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, Any]:
+        return {}
+
+
 @runtime_checkable
 class TrainableModel(Protocol):
     """What every model module's ``Model`` gives the shared stages, whatever the framework: train.py
     binds its ``Model`` to this, so mypy checks each framework's model against one contract. A
     network's ``Model`` gets most of it from ``learning.EpochModel`` and its framework's
-    ``network.NetworkModel``."""
+    ``network.NetworkModel``; what a model does not do, it answers from ``ModelDefaults``."""
 
     @property
     def device(self) -> str:
@@ -111,3 +127,58 @@ class TrainableModel(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Framework, architecture, parameters and device: what the metadata and model card say."""
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted scikit-learn Pipeline on the raw features when the model is one, else None."""
+
+    def figures(self) -> list[tuple[str, Any]]:
+        """The model's own figures by file name (a learning curve, feature importance)."""
+
+    def assess(self, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, Any]:
+        """What only this model can measure on the test rows, for the report (else nothing)."""
+
+
+class ModelModule(Protocol):
+    """What a framework's model module names beside its ``Model``, for the stages that read it by
+    name: its framework, and its half of the ONNX graph (None: no graph of this model yet)."""
+
+    @property
+    def FRAMEWORK(self) -> str: ...
+
+    @property
+    def onnx_parts(self) -> Callable[[Any, str], tuple[Any, Any, str]] | None: ...
+
+
+class ServingContract(Protocol):
+    """What a modality's ``contract`` module gives the service (``serve``), by name: its route and
+    media types, how a request body becomes records (``reader``), what is logged and refused, what
+    ``/metadata`` adds, and, for a modality that answers its own way (a forecast), its own
+    ``Predictor`` and ``RESPONSE`` (None: records in, labels out, the shared response)."""
+
+    @property
+    def ROUTE(self) -> str: ...
+
+    @property
+    def MEDIA_TYPES(self) -> frozenset[str]: ...
+
+    @property
+    def reader(self) -> Callable[..., Any]: ...
+
+    @property
+    def openapi_body(self) -> Callable[[Config], dict[str, Any] | None]: ...
+
+    @property
+    def loggable(self) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]: ...
+
+    @property
+    def too_many_missing(self) -> Callable[[list[dict[str, Any]], float], list[dict[str, Any]]]: ...
+
+    @property
+    def metadata(self) -> Callable[[Any], dict[str, Any]]: ...
+
+    @property
+    def Predictor(self) -> Callable[[Any], Any] | None: ...
+
+    @property
+    def RESPONSE(self) -> type[Any] | None: ...

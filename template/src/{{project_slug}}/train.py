@@ -59,6 +59,10 @@ class TrainedModel(Bundle):
 
     model: Model
 
+    @property
+    def native_model(self) -> Model:
+        return self.model
+
     def predict(self, features: Any) -> np.ndarray:
         """Labels (with the trained decision threshold) or values: what every stage reports and serves."""
         return self.predictions(features)[0]

@@ -27,10 +27,14 @@ from .. import artifacts, contract, runtime
 from ..bundle import Bundle, gate_status, open_bundle
 from ..config import DEFAULT_CONFIG, Config, load_config
 from ..contract import too_many_missing
+from ..protocols import ServingContract
 from .bodies import FastJsonRoute
 from .guard import API_KEY_HEADER, Guard, Metrics, refuse
 from .logs import PredictionLog, error_log, log_config
 from .predictor import Predictor, PredictResponse, UnusableInput
+
+# This modality's contract module, held to the contract by mypy.
+served_contract: ServingContract = contract
 
 CONFIG_ENV = "PROJECT_CONFIG"
 API_KEY_ENV = "API_KEY"
@@ -75,7 +79,7 @@ def _metadata(config: Config, trained: Bundle, api_key: bool) -> dict[str, Any]:
         "unknown_categories": config.serving.unknown_categories,
         "max_missing_share": config.serving.max_missing_share,
         # What the modality adds (a forecaster: its route, series, horizon and frequency).
-        **getattr(contract, "metadata", lambda _: {})(trained),
+        **served_contract.metadata(trained),
     }
 
 
@@ -124,7 +128,7 @@ def serving_model(
     """
     bundle = bundle or open_bundle(config)
     onnx, runtime_info = load_runtime(config, bundle)
-    if (onnx is None or hasattr(contract, "Predictor")) and getattr(bundle, "model", None) is None:
+    if (onnx is None or served_contract.Predictor is not None) and bundle.native_model is None:
         try:
             from ..train import load_trained  # here, not at the top: see above
         except ModuleNotFoundError as error:  # an environment built for ONNX serving only
@@ -158,7 +162,7 @@ def create_app(
     trained, onnx, runtime_info = serving_model(config, trained)
     api_key = api_key if api_key is not None else api_key_from_env()
     # The modality's own model call when it has one (a forecast), else records in, labels out.
-    modality_predictor = getattr(contract, "Predictor", None)
+    modality_predictor = served_contract.Predictor
     predictor = modality_predictor(trained) if modality_predictor else Predictor(trained, onnx)
     accept_unknown = config.serving.unknown_categories == "accept"
     offload = Offload(config.serving.concurrency)
@@ -259,7 +263,7 @@ def create_app(
 
     @app.post(
         contract.ROUTE,
-        response_model=getattr(contract, "RESPONSE", PredictResponse),
+        response_model=served_contract.RESPONSE or PredictResponse,
         dependencies=guarded,
         responses={
             400: {"description": "Body cannot be decoded (not UTF-8) or was cut short"},

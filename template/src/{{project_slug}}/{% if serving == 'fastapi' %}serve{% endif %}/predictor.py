@@ -35,7 +35,7 @@ class Predictor:
     """
 
     def __init__(self, bundle: Bundle, onnx: runtime.OnnxModel | None = None) -> None:
-        self.model: Any = getattr(bundle, "model", None)
+        self.model: Any = bundle.native_model
         if onnx is None and self.model is None:
             raise ValueError("no model to answer with: pass an ONNX model or a TrainedModel")
         self.onnx = onnx
@@ -46,7 +46,7 @@ class Predictor:
         self.classes: list[Any] | None = None
         if schema.task == "classification":
             # The order of the probability columns: the graph's (recorded at export) or the model's.
-            classes = onnx.classes if onnx is not None else getattr(self.model, "classes", None)
+            classes = onnx.classes if onnx is not None else self.model.classes
             self.classes = list(classes or schema.classes or [])
         self.class_names = [str(c) for c in self.classes] if self.classes is not None else None
 
