@@ -71,7 +71,8 @@ def test_framework_changes_only_the_model_module_and_its_dependency_lines(render
     # One training loop per network framework, and one model half every network shares, in modules of
     # their own; the others fit in one call.
     for module in ("loop.py", "network.py"):
-        assert {framework for framework in FRAMEWORKS if module in files[framework]} == {"pytorch", "tensorflow"}
+        having = {framework for framework in FRAMEWORKS if module in files[framework]}
+        assert having == {"pytorch", "tensorflow"}, module
 
 
 def without_target(makefile: str, target: str) -> str:
