@@ -411,6 +411,18 @@ def health_bound(heavy_seconds: float) -> float:
     return max(0.1, heavy_seconds / 10)
 
 
+def assert_health_answers_while(base: str, heavy: Callable[[], int], what: str, figure: str) -> None:
+    """``heavy`` (the largest request, ``what`` in words) succeeds while /health keeps answering within
+    ``health_bound`` of its time; prints ``figure`` (the p99), the polls and the request's seconds."""
+    status, health, seconds = health_while(base, heavy)
+    assert status == 200, (status, len(health))
+    assert len(health) >= 3, (status, len(health))
+    assert p99(health) < health_bound(seconds), (
+        f"/health p99 {p99(health):.3f} s while {what} ran for {seconds:.1f} s"
+    )
+    print(json.dumps({figure: round(p99(health), 4), "polls": len(health), "request_s": round(seconds, 2)}))
+
+
 def p99(times: list[float]) -> float:
     ordered = sorted(times)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

@@ -24,13 +24,11 @@ from tests.browser import assert_loaded_offline, open_page
 from tests.helpers import (
     PROJECT_COMMANDS,
     answers,
+    assert_health_answers_while,
     copy_command,
     free_port,
     fuzz_api,
-    health_bound,
-    health_while,
     http,
-    p99,
     project_env,
     render,
     run,
@@ -230,20 +228,8 @@ def test_text_project_runs_end_to_end(tmp_path: Path, framework: str, request: p
             def heavy() -> int:
                 return http("POST", f"{base}/predict", {"texts": texts}, timeout=300)[0]
 
-            status, health, seconds = health_while(base, heavy)
-            assert status == 200, (status, len(health))
-            assert len(health) >= 3, (status, len(health))
-            assert p99(health) < health_bound(seconds), (
-                f"/health p99 {p99(health):.3f} s while {len(texts)} long texts ran for {seconds:.1f} s"
-            )
-            print(
-                json.dumps(
-                    {
-                        "largest_text_request_health_p99_s": round(p99(health), 4),
-                        "polls": len(health),
-                        "request_s": round(seconds, 2),
-                    }
-                )
+            assert_health_answers_while(
+                base, heavy, f"{len(texts)} long texts", "largest_text_request_health_p99_s"
             )
     print(json.dumps({"framework": framework, "test": report["test"], "seconds": report["seconds"]}))
 
